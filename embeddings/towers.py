@@ -1,0 +1,182 @@
+"""The two towers: plain PyTorch modules used by training and, for inference, by serving.
+
+    model = TwoTowerModel(TwoTowerConfig(...), item_features)
+    users = model.encode_users(UserBatch(...))      # [B, dim], L2-normalised
+    items = model.encode_items(torch.arange(n))     # [n, dim], L2-normalised
+    scores = users @ items.T                        # cosine; divide by model.temperature for logits
+
+Static item content (category multi-hot, price bucket, text embedding) lives in buffers, so
+an item is encoded from its index alone. Serving rebuilds the model from `TwoTowerConfig`
+(JSON) and a safetensors state dict: no Lightning, no pickle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class TwoTowerConfig:
+    n_users: int  # known users; index 0 is reserved for "no id"
+    n_items: int
+    n_categories: int
+    n_price_buckets: int
+    text_dim: int
+    profile_cardinalities: list[int] = field(default_factory=list)
+    dim: int = 64
+    hidden: int = 256
+    id_dim: int = 64
+    dropout: float = 0.1
+    use_user_id: bool = True
+    use_item_id: bool = True
+    use_content: bool = True
+    use_profile: bool = True
+    use_history: bool = True
+    history_pooling: Literal["mean", "attention"] = "mean"
+    user_id_dropout: float = 0.2
+    temperature: float = 0.05
+    learn_temperature: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class ItemFeatures:
+    """Static per-item inputs of the item tower, aligned with item indices."""
+
+    categories: Tensor  # [n_items, n_categories] float multi-hot
+    price_bucket: Tensor  # [n_items] long, 0 = unknown
+    text: Tensor  # [n_items, text_dim] float (sentence embedding), zeros when absent
+
+
+@dataclass
+class UserBatch:
+    """Inputs of the user tower for B users. Any part may be all-zero (cold start, no id)."""
+
+    user_idx: Tensor  # [B] long, 0 = unknown / no id
+    profile: Tensor  # [B, F] long, 0 = unknown per field
+    interests: Tensor  # [B, n_categories] float, normalised multi-hot (or zeros)
+    history: Tensor  # [B, L] long item indices (padding entries are masked)
+    history_mask: Tensor  # [B, L] bool, True where history holds a real item
+
+    def to(self, device: torch.device | str) -> UserBatch:
+        return UserBatch(*(t.to(device) for t in (self.user_idx, self.profile, self.interests,
+                                                   self.history, self.history_mask)))
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+
+
+class TwoTowerModel(nn.Module):
+    def __init__(self, config: TwoTowerConfig, item_features: ItemFeatures) -> None:
+        super().__init__()
+        self.config = c = config
+        self.register_buffer("item_categories", item_features.categories.float())
+        self.register_buffer("item_price_bucket", item_features.price_bucket.long())
+        self.register_buffer("item_text", item_features.text.float())
+
+        # Item tower.
+        item_in = 0
+        if c.use_item_id:
+            self.item_id = nn.Embedding(c.n_items, c.id_dim)
+            nn.init.normal_(self.item_id.weight, std=0.05)
+            item_in += c.id_dim
+        if c.use_content:
+            self.item_category = nn.Linear(c.n_categories, c.id_dim, bias=False)
+            self.item_price = nn.Embedding(c.n_price_buckets, c.id_dim // 4)
+            self.item_text_proj = nn.Linear(c.text_dim, c.id_dim)
+            item_in += c.id_dim + c.id_dim // 4 + c.id_dim
+        self.item_mlp = _mlp(item_in, c.hidden, c.dim, c.dropout)
+
+        # User tower.
+        user_in = 0
+        if c.use_user_id:
+            self.user_id = nn.Embedding(c.n_users + 1, c.id_dim, padding_idx=0)
+            nn.init.normal_(self.user_id.weight, std=0.05)
+            user_in += c.id_dim
+        if c.use_profile and c.profile_cardinalities:
+            self.profile_embeddings = nn.ModuleList(
+                nn.Embedding(card, c.id_dim // 2, padding_idx=0) for card in c.profile_cardinalities
+            )
+            user_in += c.id_dim // 2
+        if c.use_profile:
+            self.interest_proj = nn.Linear(c.n_categories, c.id_dim, bias=False)
+            user_in += c.id_dim
+        if c.use_history:
+            if c.history_pooling == "attention":
+                self.history_query = nn.Parameter(torch.randn(c.dim) * 0.05)
+            user_in += c.dim
+        if user_in == 0:
+            raise ValueError("TwoTowerConfig enables no user features")
+        self.user_mlp = _mlp(user_in, c.hidden, c.dim, c.dropout)
+
+        init_scale = math.log(1.0 / c.temperature)
+        self.log_inv_temperature = nn.Parameter(torch.tensor(init_scale), requires_grad=c.learn_temperature)
+
+    @property
+    def temperature(self) -> Tensor:
+        # Clamped so a learned temperature cannot collapse the softmax.
+        return torch.exp(-self.log_inv_temperature.clamp(max=math.log(100.0)))
+
+    def encode_items(self, item_idx: Tensor) -> Tensor:
+        c = self.config
+        parts: list[Tensor] = []
+        if c.use_item_id:
+            parts.append(self.item_id(item_idx))
+        if c.use_content:
+            parts.append(self.item_category(self.item_categories[item_idx]))
+            parts.append(self.item_price(self.item_price_bucket[item_idx]))
+            parts.append(self.item_text_proj(self.item_text[item_idx]))
+        return F.normalize(self.item_mlp(torch.cat(parts, dim=-1)), dim=-1)
+
+    def pool_history(self, history: Tensor, mask: Tensor) -> Tensor:
+        """Pool the item-tower vectors of each user's history ([B, L] -> [B, dim])."""
+        batch, length = history.shape
+        if length == 0:
+            return history.new_zeros((batch, self.config.dim), dtype=torch.float)
+        vectors = self.encode_items(history.reshape(-1)).reshape(batch, length, -1)
+        weights = mask.float()
+        if self.config.history_pooling == "attention":
+            logits = (vectors @ self.history_query) / math.sqrt(self.config.dim)
+            logits = logits.masked_fill(~mask, float("-inf"))
+            weights = torch.nan_to_num(torch.softmax(logits, dim=-1)) * weights
+        denom = weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
+        return (vectors * weights.unsqueeze(-1)).sum(dim=1) / denom
+
+    def encode_users(self, batch: UserBatch) -> Tensor:
+        c = self.config
+        parts: list[Tensor] = []
+        if c.use_user_id:
+            user_idx = batch.user_idx
+            if self.training and c.user_id_dropout > 0:
+                # Id dropout teaches the tower to work from profile and history alone.
+                keep = torch.rand(user_idx.shape, device=user_idx.device) >= c.user_id_dropout
+                user_idx = user_idx * keep
+            parts.append(self.user_id(user_idx))
+        if c.use_profile and c.profile_cardinalities:
+            emb = [e(batch.profile[:, i]) for i, e in enumerate(self.profile_embeddings)]
+            parts.append(torch.stack(emb, dim=0).sum(dim=0))
+        if c.use_profile:
+            parts.append(self.interest_proj(batch.interests))
+        if c.use_history:
+            parts.append(self.pool_history(batch.history, batch.history_mask))
+        return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
+
+    @torch.no_grad()
+    def all_item_vectors(self, chunk: int = 8192) -> Tensor:
+        was_training = self.training
+        self.eval()
+        n = self.config.n_items
+        device = self.item_categories.device
+        out = torch.cat([self.encode_items(torch.arange(s, min(n, s + chunk), device=device))
+                         for s in range(0, n, chunk)])
+        self.train(was_training)
+        return out

@@ -1,0 +1,1 @@
+"""Data layer: loaders, validation, the demo shop generator, splits and features."""
