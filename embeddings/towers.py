@@ -92,8 +92,10 @@ class TwoTowerModel(nn.Module):
         if c.use_content:
             self.item_category = nn.Linear(c.n_categories, c.id_dim, bias=False)
             self.item_price = nn.Embedding(c.n_price_buckets, c.id_dim // 4)
-            self.item_text_proj = nn.Linear(c.text_dim, c.id_dim)
-            item_in += c.id_dim + c.id_dim // 4 + c.id_dim
+            item_in += c.id_dim + c.id_dim // 4
+            if c.text_dim > 0:
+                self.item_text_proj = nn.Linear(c.text_dim, c.id_dim)
+                item_in += c.id_dim
         self.item_mlp = _mlp(item_in, c.hidden, c.dim, c.dropout)
 
         # User tower.
@@ -134,15 +136,21 @@ class TwoTowerModel(nn.Module):
         if c.use_content:
             parts.append(self.item_category(self.item_categories[item_idx]))
             parts.append(self.item_price(self.item_price_bucket[item_idx]))
-            parts.append(self.item_text_proj(self.item_text[item_idx]))
+            if c.text_dim > 0:
+                parts.append(self.item_text_proj(self.item_text[item_idx]))
         return F.normalize(self.item_mlp(torch.cat(parts, dim=-1)), dim=-1)
 
-    def pool_history(self, history: Tensor, mask: Tensor) -> Tensor:
-        """Pool the item-tower vectors of each user's history ([B, L] -> [B, dim])."""
+    def pool_history(self, history: Tensor, mask: Tensor, vectors: Tensor | None = None) -> Tensor:
+        """Pool the item-tower vectors of each user's history ([B, L] -> [B, dim]).
+
+        `vectors` ([B, L, dim]) are the history items' vectors when the caller already has them
+        (training encodes each distinct item of a batch once).
+        """
         batch, length = history.shape
         if length == 0:
             return history.new_zeros((batch, self.config.dim), dtype=torch.float)
-        vectors = self.encode_items(history.reshape(-1)).reshape(batch, length, -1)
+        if vectors is None:
+            vectors = self.encode_items(history.reshape(-1)).reshape(batch, length, -1)
         weights = mask.float()
         if self.config.history_pooling == "attention":
             logits = (vectors @ self.history_query) / math.sqrt(self.config.dim)
@@ -151,7 +159,7 @@ class TwoTowerModel(nn.Module):
         denom = weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
         return (vectors * weights.unsqueeze(-1)).sum(dim=1) / denom
 
-    def encode_users(self, batch: UserBatch) -> Tensor:
+    def encode_users(self, batch: UserBatch, history_vectors: Tensor | None = None) -> Tensor:
         c = self.config
         parts: list[Tensor] = []
         if c.use_user_id:
@@ -167,7 +175,7 @@ class TwoTowerModel(nn.Module):
         if c.use_profile:
             parts.append(self.interest_proj(batch.interests))
         if c.use_history:
-            parts.append(self.pool_history(batch.history, batch.history_mask))
+            parts.append(self.pool_history(batch.history, batch.history_mask, history_vectors))
         return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
 
     @torch.no_grad()

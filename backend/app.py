@@ -1,0 +1,86 @@
+"""The FastAPI application factory.
+
+    app = create_app(Settings(workdir=Path("artifacts")))      # or create_app() to read EXPLAINREC_*
+    uvicorn backend.app:app_from_env --factory                  # what `explainrec serve` runs
+
+Start-up migrates the database and loads the latest bundle. A missing or broken bundle does
+not stop the process: /readyz reports why and recommendation routes answer 503 until an
+admin reload succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from backend.db.engine import make_engine, make_session_factory, upgrade_database
+from backend.errors import install_error_handlers
+from backend.metrics import Metrics
+from backend.middleware import BodyLimitMiddleware, EdgeMiddleware
+from backend.ratelimit import RateLimiter
+from backend.routes import admin, auth, feedback, health, items, recommendations, segments, users
+from backend.settings import Settings
+from backend.state import ServiceState, make_explainer
+from backend.store import Store
+from explainrec import __version__
+from explainrec.errors import BundleError
+
+log = logging.getLogger("explainrec.backend")
+
+DESCRIPTION = """Explained recommendations from a two-tower model.
+
+Authenticate with an `X-API-Key` header (scopes `read`, `feedback`, `admin`; create one with
+`explainrec apikey create`) or with the session cookie from `/api/v1/auth/login`; cookie
+requests that change state send the `X-CSRF-Token` header. Every error is `{"detail": "..."}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.resolved_database_url())
+    metrics = Metrics()
+    state = ServiceState(
+        settings=settings, store=Store(make_session_factory(engine)), metrics=metrics,
+        auth_limiter=RateLimiter(settings.rate_limit_auth_per_minute),
+        feedback_limiter=RateLimiter(settings.rate_limit_feedback_per_minute),
+        explainer=make_explainer(settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_startup:
+            upgrade_database(engine)
+        try:
+            state.load()
+        except BundleError as exc:
+            log.error("starting without a model: %s", exc)
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="explainrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = state
+    install_error_handlers(app, settings.retry_after_s)
+    for module in (health, recommendations, items, feedback, segments, users, auth, admin):
+        app.include_router(module.router)
+    frontend = settings.resolved_frontend_dir()
+    if frontend is not None:
+        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", "X-API-Key",
+                                                                         "X-CSRF-Token", "Idempotency-Key"])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeMiddleware, metrics=metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (each worker process builds its own app from EXPLAINREC_*)."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(settings)

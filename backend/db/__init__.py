@@ -1,0 +1,1 @@
+"""Service database: SQLAlchemy models, engine factory and Alembic migration runner."""

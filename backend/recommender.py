@@ -1,0 +1,276 @@
+"""The serving brain: one loaded bundle + fold-in encoder + segments + explainer.
+
+    recommender = Recommender.load(Path("artifacts/bundles"), explainer=TemplateExplainer())
+    result = recommender.recommend(Shopper("u42", feedback=events), RecQuery(k=10, explain=True))
+
+It holds no database: routes read the shopper's stored profile and feedback and pass them in,
+so any replica answers the same way. A shopper with positive feedback is folded in again (one
+user-tower pass over bundle history + feedback); the vector is cached under the id of the
+newest event, so a repeat request costs a dict lookup and new feedback changes the key.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from backend.catalogue import Catalogue, ItemRecord
+from embeddings.bundle import Bundle
+from embeddings.inference import UserEncoder
+from embeddings.retrieval import SearchFilters
+from explain.base import Explainer, Explanation
+from explain.evidence import Evidence, FeedbackEvent, ProfileMatch, SegmentEvidence, build_evidence, item_standing
+from explainrec.errors import DataError
+
+POSITIVE_EVENTS = frozenset({"view", "click", "cart", "purchase", "like"})
+MIN_POSITIVE_RATING = 4.0
+Strategy = Literal["personalized", "cold-start", "popularity"]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """One stored feedback event, as the recommender needs it (id orders events)."""
+
+    id: int
+    item_id: str
+    event: str
+    value: float | None = None
+    timestamp: datetime | None = None
+
+
+def is_positive(event: str, value: float | None) -> bool:
+    if event == "rating":
+        return value is not None and value >= MIN_POSITIVE_RATING
+    return event in POSITIVE_EVENTS
+
+
+@dataclass(frozen=True)
+class Shopper:
+    """Who is asking: an id (maybe unknown to the model), a stored profile, and feedback."""
+
+    user_id: str | None
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    interests: Sequence[str] = ()
+    feedback: Sequence[Feedback] = ()  # oldest first
+
+
+@dataclass(frozen=True)
+class RecQuery:
+    k: int = 10
+    explain: bool = False
+    exclude_seen: bool = True
+    filters: SearchFilters | None = None
+    exclude_item_ids: Sequence[str] = ()
+
+
+@dataclass
+class ScoredItem:
+    item: ItemRecord
+    score: float
+    explanation: Explanation | None = None
+
+
+@dataclass
+class RecResult:
+    user_id: str | None
+    model_version: str
+    strategy: Strategy
+    segment_id: int | None
+    segment_name: str | None
+    items: list[ScoredItem]
+
+
+@dataclass
+class _UserState:
+    vector: np.ndarray | None  # None: nothing known, answer by popularity
+    strategy: Strategy
+    history: list[int]  # item indices that shaped the vector, oldest first
+    profile: dict[str, Any]  # bundle profile overlaid with the stored one
+    dismissed: set[int]
+    feedback_events: list[Feedback]
+
+
+class Recommender:
+    def __init__(self, bundle: Bundle, explainer: Explainer, fallback_explainer: Explainer | None = None,
+                 cache_size: int = 20_000) -> None:
+        self.bundle = bundle
+        self.version = bundle.version
+        self.spec = bundle.feature_spec
+        self.encoder = UserEncoder(bundle)
+        self.explainer = explainer
+        self.fallback_explainer = fallback_explainer
+        self.segments = bundle.segments
+        self.segment_names = [p.name for p in self.segments.profiles]
+        self.catalogue = Catalogue(bundle.items, bundle.users, self.spec.user_ids, bundle.history,
+                                   np.asarray(self.segments.labels, dtype=np.int64), self.segments.k)
+        self._vectors: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path, explainer: Explainer, fallback_explainer: Explainer | None = None) -> Recommender:
+        return cls(Bundle.load(path), explainer, fallback_explainer)
+
+    # -- lookups --
+    def item(self, item_id: str) -> ItemRecord | None:
+        index = self.spec.item_index(item_id)
+        return self.catalogue.items[index] if index is not None else None
+
+    def knows_user(self, user_id: str) -> bool:
+        return self.spec.user_index(user_id) > 0
+
+    def bundle_profile(self, user_id: str) -> dict[str, Any]:
+        return dict(self.catalogue.user_profiles.get(user_id, {}))
+
+    def bundle_history(self, user_id: str) -> list[int]:
+        return [int(i) for i in self.bundle.history.get(user_id, ())]
+
+    def fold_in(self, shopper: Shopper) -> int | None:
+        """Encode the shopper's vector from its current feedback (cached for the next request);
+        returns its segment."""
+        return self._segment(self._state(shopper).vector)
+
+    def item_indices(self, item_ids: Sequence[str], what: str) -> list[int]:
+        """Indices of `item_ids`; DataError naming the unknown ones."""
+        found = [self.spec.item_index(i) for i in item_ids]
+        unknown = [i for i, idx in zip(item_ids, found, strict=True) if idx is None]
+        if unknown:
+            raise DataError(f"unknown item ids in {what}: {unknown[:5]}")
+        return [int(i) for i in found if i is not None]
+
+    # -- recommendations --
+    def recommend(self, shopper: Shopper, query: RecQuery) -> RecResult:
+        state = self._state(shopper)
+        excluded = set(state.dismissed) | set(self.item_indices(list(query.exclude_item_ids), "exclude"))
+        if query.exclude_seen:
+            excluded.update(state.history)
+        if state.vector is None:
+            picks = self._popular(query.k, excluded, query.filters)
+        else:
+            ids, scores = self.bundle.retriever.search(state.vector, query.k, exclude=sorted(excluded),
+                                                       filters=query.filters)
+            picks = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+        segment = self._segment(state.vector)
+        items = [ScoredItem(self.catalogue.items[i], s) for i, s in picks]
+        if query.explain and items:
+            self._explain(shopper, state, segment, items)
+        return RecResult(shopper.user_id, self.version, state.strategy, segment,
+                         self.segment_names[segment] if segment is not None else None, items)
+
+    def similar(self, item_id: str, k: int) -> list[ScoredItem]:
+        index = self.item_indices([item_id], "path")[0]
+        ids, scores = self.bundle.retriever.similar_items(index, k)
+        return [ScoredItem(self.catalogue.items[int(i)], float(s)) for i, s in zip(ids, scores, strict=True)]
+
+    def search_items(self, q: str | None, category: str | None, limit: int, offset: int
+                     ) -> tuple[int, list[ItemRecord]]:
+        if category is not None and category not in self.catalogue.categories:
+            raise DataError(f"unknown category {category!r}; known: {self.catalogue.categories}")
+        needle = q.casefold().strip() if q else ""
+        matches = [it for it, title in zip(self.catalogue.items, self.catalogue.titles_lower, strict=True)
+                   if (not needle or needle in title) and (category is None or category in it.categories)]
+        return len(matches), matches[offset:offset + limit]
+
+    # -- internals --
+    def _state(self, shopper: Shopper) -> _UserState:
+        user_id = shopper.user_id
+        known = user_id is not None and self.knows_user(user_id)
+        dismissed: set[int] = set()
+        positives: list[int] = []
+        usable: list[Feedback] = []
+        for event in shopper.feedback:
+            index = self.spec.item_index(event.item_id)
+            if index is None:  # an item of an older bundle: nothing to fold in
+                continue
+            usable.append(event)
+            if event.event == "dismiss":
+                dismissed.add(index)
+            elif is_positive(event.event, event.value):
+                positives.append(index)
+        base = self.bundle_history(user_id) if known and user_id is not None else []
+        # Most recent occurrence wins, so a re-liked item moves to the end of the history.
+        history = list(dict.fromkeys(reversed(base + positives)))[::-1]
+        profile = {**(self.bundle_profile(user_id) if known and user_id else {}), **dict(shopper.profile)}
+        interests = list(shopper.interests)
+        if known and not positives:
+            row = self.bundle.user_row(user_id or "")
+            assert row is not None
+            return _UserState(self.bundle.user_vectors[row], "personalized", history, profile, dismissed, usable)
+        if not known and not positives and not interests and not any(v not in (None, "") for v in profile.values()):
+            return _UserState(None, "popularity", history, profile, dismissed, usable)
+        key = (user_id if known else None, tuple(history[-self.spec.max_history:]),
+               tuple(sorted((k, str(v)) for k, v in profile.items())), tuple(interests))
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+        if vector is None:
+            ids = [self.spec.item_ids[i] for i in history[-self.spec.max_history:]]
+            vector = self.encoder.encode(profile, ids, user_id if known else None, interests)
+            with self._lock:
+                self._vectors[key] = vector
+                if len(self._vectors) > self._cache_size:
+                    self._vectors.popitem(last=False)
+        return _UserState(vector, "personalized" if known else "cold-start", history, profile, dismissed,
+                          usable)
+
+    def _segment(self, vector: np.ndarray | None) -> int | None:
+        if vector is None:
+            return None
+        return int(self.segments.assign(vector[None, :])[0])
+
+    def _popular(self, k: int, excluded: set[int], filters: SearchFilters | None) -> list[tuple[int, float]]:
+        mask = self.bundle.catalog.eligible(filters)
+        picks: list[tuple[int, float]] = []
+        for index in self.catalogue.popularity_order:
+            i = int(index)
+            if i in excluded or (mask is not None and not mask[i]):
+                continue
+            picks.append((i, float(self.catalogue.popularity_score[i])))
+            if len(picks) >= k:
+                break
+        return picks
+
+    def _explain(self, shopper: Shopper, state: _UserState, segment: int | None, items: list[ScoredItem]) -> None:
+        evidences = [self._evidence(shopper, state, segment, scored.item) for scored in items]
+        try:
+            explanations = self.explainer.explain(evidences)
+        except Exception:
+            if self.fallback_explainer is None:
+                raise
+            explanations = self.fallback_explainer.explain(evidences)
+        for scored, explanation in zip(items, explanations, strict=True):
+            scored.explanation = explanation
+
+    def _evidence(self, shopper: Shopper, state: _UserState, segment: int | None, item: ItemRecord) -> Evidence:
+        cat, vectors = self.catalogue, self.bundle.item_vectors
+        history = state.history[-self.spec.max_history:]
+        seg_evidence = None
+        if segment is not None and cat.segment_sizes[segment] > 0:
+            rank, lift = item_standing(item.index, cat.segment_users_per_item[segment],
+                                       int(cat.segment_sizes[segment]), cat.users_per_item,
+                                       max(1, cat.users_with_history))
+            seg_evidence = SegmentEvidence(segment, self.segment_names[segment], rank, lift,
+                                           int(cat.segment_sizes[segment]))
+        profile_lifts = [ProfileMatch(name, str(value), cat.profile_lift(name, str(value), item.index))
+                         for name, value in state.profile.items() if value not in (None, "")]
+        recent = [e for e in state.feedback_events[-20:] if is_positive(e.event, e.value)]
+        feedback = [FeedbackEvent(e.item_id, cat.items[idx].title, e.event, vectors[idx])
+                    for e in recent if (idx := self.spec.item_index(e.item_id)) is not None]
+        return build_evidence(
+            user_id=shopper.user_id or "anonymous", item_id=item.item_id, item_title=item.title,
+            item_categories=item.categories, item_vector=vectors[item.index],
+            history_ids=[cat.items[i].item_id for i in history],
+            history_titles=[cat.items[i].title for i in history],
+            history_categories=[cat.items[i].categories for i in history],
+            history_vectors=vectors[history] if history else None,
+            segment=seg_evidence, interests=list(shopper.interests), profile_lifts=profile_lifts,
+            feedback=feedback, cold_start=state.strategy != "personalized",
+        )

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per area; `backend.app` includes their routers."""

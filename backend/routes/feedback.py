@@ -1,0 +1,106 @@
+"""POST /api/v1/feedback: store one event, then fold the shopper in again.
+
+201 only after the row is committed. A repeated `Idempotency-Key` (header or body field)
+returns the stored event with 200 and writes nothing; the same key with a different event is
+a 409. Shoppers write their own feedback; API keys need the `feedback` scope, and writing for a
+user unknown to both the model and the database needs `admin`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.deps import PrincipalDep, RecommenderDep, StateDep, StoreDep, client_ip, limit
+from backend.errors import ERROR_RESPONSES
+from backend.recommender import is_positive
+from backend.shoppers import load_shopper
+from backend.store import IdempotencyConflictError
+
+router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"], responses=ERROR_RESPONSES)
+EventType = Literal["view", "click", "cart", "purchase", "rating", "like", "dismiss"]
+KeyStr = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[\x21-\x7e]+$")]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"user_id": "u00", "item_id": "i14", "event": "like"},
+        {"user_id": "u00", "item_id": "i21", "event": "rating", "value": 5, "timestamp": "2026-11-28T10:00:00Z",
+         "idempotency_key": "c0ffee-1"},
+    ]})
+
+    user_id: str = Field(min_length=1, max_length=64)
+    item_id: str = Field(min_length=1, max_length=64)
+    event: EventType
+    value: float | None = Field(default=None, ge=-1e9, le=1e9, allow_inf_nan=False,
+                                description="Rating (required for 'rating', 0..10) or an amount.")
+    timestamp: datetime | None = Field(default=None, description="When it happened; default now (UTC).")
+    idempotency_key: KeyStr | None = Field(default=None, description="Or send the Idempotency-Key header.")
+
+    @model_validator(mode="after")
+    def _rating_has_value(self) -> FeedbackRequest:
+        if self.event == "rating" and (self.value is None or not 0 <= self.value <= 10):
+            raise ValueError("a 'rating' event needs a value between 0 and 10")
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    id: int
+    user_id: str
+    item_id: str
+    event: EventType
+    value: float | None
+    timestamp: datetime
+    duplicate: bool = Field(description="True when this idempotency key was already stored.")
+    effect: Literal["positive", "dismiss", "recorded"] = Field(
+        description="positive: added to the shopper's history; dismiss: the item is no longer "
+                    "recommended to them; recorded: stored only (e.g. a low rating).")
+    model_version: str
+
+
+@router.post("", response_model=FeedbackResponse, status_code=201, summary="Record feedback on an item",
+             responses={200: {"model": FeedbackResponse, "description": "Replay of a stored idempotency key."},
+                        409: {"model": ERROR_RESPONSES[400]["model"], "description": "Key reused for another event."}})
+def post_feedback(
+    request: Request,
+    response: Response,
+    body: FeedbackRequest,
+    principal: PrincipalDep,
+    state: StateDep,
+    store: StoreDep,
+    recommender: RecommenderDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=60)] = None,
+) -> FeedbackResponse:
+    limit(state, "feedback", "ip:" + client_ip(request))
+    limit(state, "feedback", principal.label)
+    principal.require_user(body.user_id, "feedback")
+    if recommender.item(body.item_id) is None:
+        raise HTTPException(422, f"unknown item id {body.item_id!r}: feedback is only accepted for catalogue items")
+    if not recommender.knows_user(body.user_id) and principal.kind == "api_key" \
+            and store.get_user(body.user_id) is None and "admin" not in principal.scopes:
+        raise HTTPException(404, f"unknown user id {body.user_id!r}; writing for a new user needs the admin scope")
+    key = idempotency_key or body.idempotency_key
+    timestamp = body.timestamp
+    if timestamp is not None and timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=UTC)
+    try:
+        record, created = store.add_feedback(body.user_id, body.item_id, body.event, body.value, timestamp, key)
+    except IdempotencyConflictError as exc:
+        raise HTTPException(409, f"idempotency key {key!r} was already used for a different event") from exc
+    if created:
+        state.metrics.feedback.labels(body.event).inc()
+    else:
+        response.status_code = 200
+    # Fold in now so the next recommendation is ready (and cached) before the client asks.
+    shopper, _, _ = load_shopper(store, body.user_id)
+    recommender.fold_in(shopper)
+    effect: Literal["positive", "dismiss", "recorded"] = (
+        "dismiss" if record.event == "dismiss" else "positive" if is_positive(record.event, record.value)
+        else "recorded")
+    return FeedbackResponse(id=record.id, user_id=record.user_id, item_id=record.item_id,
+                            event=record.event,  # type: ignore[arg-type]
+                            value=record.value, timestamp=record.timestamp, duplicate=not created, effect=effect,
+                            model_version=recommender.version)

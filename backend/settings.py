@@ -1,0 +1,63 @@
+"""The service's one typed settings object, read from `EXPLAINREC_*` environment variables.
+
+    EXPLAINREC_WORKDIR=artifacts              bundles in <workdir>/bundles, database beside them
+    EXPLAINREC_BUNDLE_DIR=artifacts/bundles   a bundles root (follows LATEST) or one version dir
+    EXPLAINREC_DATABASE_URL=postgresql+psycopg://user:pw@host/db
+    EXPLAINREC_EXPLAINER=template|llm|openai
+    EXPLAINREC_DEMO_MODE=true                 lets the UI sign in as a bundle shopper without a password
+    EXPLAINREC_CORS_ORIGINS='["https://shop.example"]'   CORS stays closed when empty
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository's web UI; a Vite-style build output in frontend/dist wins over the sources.
+_REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXPLAINREC_", extra="ignore")
+
+    workdir: Path = Field(Path("artifacts"), description="Root of bundles and the default SQLite database.")
+    bundle_dir: Path | None = Field(None, description="Bundles root or version dir; default <workdir>/bundles.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite <workdir>/explainrec.db.")
+    migrate_on_startup: bool = Field(True, description="Run Alembic upgrade head when the app starts.")
+
+    explainer: Literal["template", "llm", "openai"] = "template"
+    explain_timeout_s: float = Field(2.0, gt=0, description="LLM budget before falling back to templates.")
+
+    demo_mode: bool = Field(False, description="Allow signing in as any bundle shopper without a password.")
+    frontend_dir: Path | None = Field(None, description="Static web UI served at /; default frontend/.")
+
+    max_k: int = Field(100, ge=1, le=1000)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    session_ttl_hours: float = Field(24 * 7, gt=0)
+    cookie_secure: bool = Field(False, description="Mark cookies Secure (set true behind HTTPS).")
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Per minute, per client IP and per credential; in-process, so each replica counts on its own.
+    rate_limit_auth_per_minute: int = Field(30, ge=1)
+    rate_limit_feedback_per_minute: int = Field(600, ge=1)
+    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when the database is down.")
+
+    log_level: str = "INFO"
+
+    def resolved_bundle_dir(self) -> Path:
+        return self.bundle_dir if self.bundle_dir is not None else self.workdir / "bundles"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.workdir / 'explainrec.db').resolve()}"
+
+    def resolved_frontend_dir(self) -> Path | None:
+        base = self.frontend_dir if self.frontend_dir is not None else _REPO_FRONTEND
+        for candidate in (base / "dist", base):
+            if (candidate / "index.html").is_file():
+                return candidate
+        return None

@@ -1,0 +1,95 @@
+"""User vectors at serving time: cold start from a profile form, fold-in from a fresh history.
+
+    encoder = UserEncoder(bundle)
+    v = encoder.encode({"age": 31, "gender": "F"}, history_item_ids=[], user_id=None,
+                       interests=["Books"])                  # cold start, no id
+    v = encoder.encode(profile, history_item_ids=updated, user_id="u42")   # fold-in, no retraining
+
+Inputs are built the way training built them (`training.features`): the most recent
+`max_history` items, right-aligned, and interests equal to the history's category
+distribution unless the person chose interest categories. One forward pass of the user tower
+on a batch of one, well under 5 ms on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from embeddings.towers import UserBatch
+from explainrec.errors import DataError
+
+if TYPE_CHECKING:
+    from embeddings.bundle import Bundle
+
+
+class UserEncoder:
+    def __init__(self, bundle: Bundle) -> None:
+        self.spec = bundle.feature_spec
+        self.model = bundle.model.eval()
+        self._item_categories: torch.Tensor = self.model.item_categories  # type: ignore[assignment]
+        self._n_fields = len(self.spec.profile_fields)
+
+    def encode(
+        self,
+        profile: Mapping[str, Any] | None,
+        history_item_ids: Sequence[str] = (),
+        user_id: str | None = None,
+        interests: Sequence[str] = (),
+    ) -> np.ndarray:
+        """The L2-normalised user vector [d] for this profile, history (oldest first) and id.
+
+        An unknown or absent `user_id` encodes without an id (cold start). Unknown item ids
+        raise DataError; unknown profile values and interest categories count as "unknown".
+        """
+        return self.encode_batch([self._batch_row(profile, history_item_ids, user_id, interests)])[0]
+
+    def encode_batch(self, rows: Sequence[tuple[list[int], list[int], int, list[float]]]) -> np.ndarray:
+        """Encode prepared rows (profile indices, history indices, user index, interests)."""
+        length = min(self.spec.max_history, max((len(r[1]) for r in rows), default=0))
+        history = torch.zeros((len(rows), length), dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.bool)
+        for b, (_, items, _, _) in enumerate(rows):
+            kept = items[-length:] if length else []
+            if kept:
+                history[b, length - len(kept):] = torch.tensor(kept, dtype=torch.long)
+                mask[b, length - len(kept):] = True
+        interests = torch.tensor([r[3] for r in rows], dtype=torch.float).reshape(len(rows), -1)
+        empty = interests.sum(dim=1) == 0
+        if bool(empty.any()) and length:
+            # No chosen interests: use the history's category distribution, as training did.
+            counts = (self._item_categories[history] * mask.unsqueeze(-1).float()).sum(dim=1)
+            derived = counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
+            interests = torch.where(empty.unsqueeze(1), derived, interests)
+        batch = UserBatch(
+            user_idx=torch.tensor([r[2] for r in rows], dtype=torch.long),
+            profile=torch.tensor([r[0] for r in rows], dtype=torch.long).reshape(len(rows), self._n_fields),
+            interests=interests,
+            history=history,
+            history_mask=mask,
+        )
+        with torch.inference_mode():
+            return self.model.encode_users(batch).numpy().astype(np.float32, copy=False)
+
+    def _batch_row(self, profile: Mapping[str, Any] | None, history_item_ids: Sequence[str],
+                   user_id: str | None, interests: Sequence[str]) -> tuple[list[int], list[int], int, list[float]]:
+        if isinstance(history_item_ids, str) or isinstance(interests, str):
+            raise DataError("history_item_ids and interests must be lists of strings, not one string")
+        items: list[int] = []
+        unknown: list[str] = []
+        for item_id in history_item_ids:
+            idx = self.spec.item_index(str(item_id))
+            if idx is None:
+                unknown.append(str(item_id))
+            else:
+                items.append(idx)
+        if unknown:
+            raise DataError(f"unknown item ids in history: {unknown[:5]}")
+        clean = {k: v for k, v in (profile or {}).items() if v is not None and v != ""}
+        user_idx = self.spec.user_index(user_id) if user_id is not None else 0
+        chosen = list(interests)
+        interest_vec = self.spec.encode_interests(chosen) if chosen else [0.0] * len(self.spec.categories)
+        return self.spec.encode_profile(clean), items, user_idx, interest_vec

@@ -1,0 +1,337 @@
+"""Why an item was recommended, as data: the facts an explanation may state, with ids.
+
+Everything here works on plain inputs (ids, titles, categories, numpy vectors), so the
+service, the evaluation command and the tests build evidence the same way without this
+package knowing what a bundle is.
+
+The history items cited are the item's nearest neighbours among the user's history in the
+model's embedding space: the user tower pools the history, so the history items whose vectors
+point where the item's vector points are the ones that pulled the user vector towards it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from explainrec.errors import DataError
+
+# Feedback events that can only have moved an item up; a dislike is not a reason to show it.
+POSITIVE_EVENTS = frozenset({"click", "view", "cart", "purchase", "like", "rating"})
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    """A history item that supports the recommendation."""
+
+    item_id: str
+    title: str
+    categories: list[str]
+    similarity: float  # cosine between this item's vector and the recommended item's vector
+    share: float  # this item's share of the positive dot-product mass over the whole history
+
+
+@dataclass(frozen=True)
+class SegmentEvidence:
+    """How the item stands among users of the user's segment."""
+
+    segment_id: int
+    label: str
+    item_rank: int  # 1 = the most common item in the segment's histories
+    lift: float  # share of segment users with the item / share of all users with it
+    segment_size: int
+
+
+@dataclass(frozen=True)
+class ProfileMatch:
+    """A profile fact or stated interest that the item matches (cold start)."""
+
+    attribute: str  # "interest" or a profile field such as "age"
+    value: str
+    lift: float | None = None  # for profile fields: popularity among users sharing the value
+
+
+@dataclass(frozen=True)
+class FeedbackEvidence:
+    """Recent feedback on a similar item that moved this one up."""
+
+    item_id: str
+    title: str
+    event: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    """Input to `build_evidence`: one recent feedback event with its item's vector."""
+
+    item_id: str
+    title: str
+    event: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evidence:
+    user_id: str
+    item_id: str
+    item_title: str
+    item_categories: list[str]
+    history_items: list[EvidenceItem] = field(default_factory=list)
+    shared_categories: list[str] = field(default_factory=list)
+    segment: SegmentEvidence | None = None
+    profile_matches: list[ProfileMatch] = field(default_factory=list)
+    feedback: list[FeedbackEvidence] = field(default_factory=list)
+    cold_start: bool = False
+
+    @property
+    def has_reasons(self) -> bool:
+        """Whether any fact beyond the item itself supports the recommendation."""
+        return bool(
+            self.history_items
+            or self.shared_categories
+            or self.segment
+            or self.profile_matches
+            or self.feedback
+        )
+
+    def cited_titles(self) -> list[str]:
+        """Titles of every item the evidence names, the recommended item first."""
+        titles = [self.item_title]
+        titles += [h.title for h in self.history_items]
+        titles += [f.title for f in self.feedback]
+        return list(dict.fromkeys(titles))
+
+    def cited_categories(self) -> list[str]:
+        """Categories a text may name: the item's own (shared ones and matched interests are among them).
+
+        A history item's other categories are left out on purpose: "another Drama pick" about a
+        comedy is false even when the user once watched a drama.
+        """
+        cats = list(self.item_categories) + list(self.shared_categories)
+        cats += [m.value for m in self.profile_matches if m.attribute == "interest"]
+        return list(dict.fromkeys(cats))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "item_title": self.item_title,
+            "item_categories": list(self.item_categories),
+            "history_items": [
+                {
+                    "item_id": h.item_id,
+                    "title": h.title,
+                    "categories": list(h.categories),
+                    "similarity": round(h.similarity, 4),
+                    "share": round(h.share, 4),
+                }
+                for h in self.history_items
+            ],
+            "shared_categories": list(self.shared_categories),
+            "segment": None
+            if self.segment is None
+            else {
+                "segment_id": self.segment.segment_id,
+                "label": self.segment.label,
+                "item_rank": self.segment.item_rank,
+                "lift": round(self.segment.lift, 4),
+                "segment_size": self.segment.segment_size,
+            },
+            "profile_matches": [
+                {"attribute": m.attribute, "value": m.value, "lift": None if m.lift is None else round(m.lift, 4)}
+                for m in self.profile_matches
+            ],
+            "feedback": [
+                {"item_id": f.item_id, "title": f.title, "event": f.event, "similarity": round(f.similarity, 4)}
+                for f in self.feedback
+            ],
+            "cold_start": self.cold_start,
+        }
+
+    def fingerprint(self) -> str:
+        """Stable hash of the evidence: equal facts give equal keys in the explanation cache."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def item_standing(
+    item_index: int,
+    group_item_counts: np.ndarray,
+    group_size: int,
+    all_item_counts: np.ndarray,
+    n_users: int,
+) -> tuple[int, float]:
+    """Rank (1 = most common) and lift of one item within a group of users.
+
+    Counts are users per item with the item in their history. Lift is 0 when nobody in the
+    group has the item, so an unseen item is never called popular.
+    """
+    group_count = float(group_item_counts[item_index])
+    rank = 1 + int(np.sum(group_item_counts > group_count))
+    overall = float(all_item_counts[item_index])
+    if group_count <= 0 or overall <= 0 or group_size <= 0 or n_users <= 0:
+        return rank, 0.0
+    return rank, (group_count / group_size) / (overall / n_users)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _check_vectors(name: str, vectors: np.ndarray, n_rows: int, dim: int) -> None:
+    if vectors.ndim != 2 or vectors.shape != (n_rows, dim):
+        raise DataError(f"{name} must have shape ({n_rows}, {dim}), got {tuple(vectors.shape)}")
+
+
+def build_evidence(
+    *,
+    user_id: str,
+    item_id: str,
+    item_title: str,
+    item_categories: Sequence[str],
+    item_vector: np.ndarray,
+    history_ids: Sequence[str] = (),
+    history_titles: Sequence[str] = (),
+    history_categories: Sequence[Sequence[str]] = (),
+    history_vectors: np.ndarray | None = None,
+    segment: SegmentEvidence | None = None,
+    interests: Sequence[str] = (),
+    profile_lifts: Sequence[ProfileMatch] = (),
+    feedback: Sequence[FeedbackEvent] = (),
+    cold_start: bool | None = None,
+    max_history_items: int = 3,
+    min_similarity: float = 0.0,
+    max_shared_categories: int = 3,
+    min_segment_lift: float = 1.2,
+    top_segment_rank: int = 10,
+    min_profile_lift: float = 1.2,
+    max_feedback: int = 2,
+) -> Evidence:
+    """Collect the facts that support recommending `item_id` to `user_id`.
+
+    History rows are aligned: `history_ids[i]`, `history_titles[i]`, `history_categories[i]`
+    and `history_vectors[i]` describe one item. `profile_lifts` are candidate profile facts
+    with their lift for this item; only those above `min_profile_lift` are kept. A segment is
+    kept only when the item really stands out there (lift or rank), since "popular with
+    shoppers like you" must be true.
+    """
+    n = len(history_ids)
+    if not (len(history_titles) == n and len(history_categories) == n):
+        raise DataError(
+            f"history ids, titles and categories must have equal lengths, got "
+            f"{n}, {len(history_titles)}, {len(history_categories)}"
+        )
+    item_vec = np.asarray(item_vector, dtype=np.float32).reshape(-1)
+    dim = item_vec.shape[0]
+    history_items: list[EvidenceItem] = []
+    if n:
+        if history_vectors is None:
+            raise DataError("history_vectors are required when the history is not empty")
+        hist = np.asarray(history_vectors, dtype=np.float32)
+        _check_vectors("history_vectors", hist, n, dim)
+        dots = hist @ item_vec
+        cosines = _unit_rows(hist) @ (item_vec / max(float(np.linalg.norm(item_vec)), 1e-12))
+        positive_mass = float(np.clip(dots, 0.0, None).sum())
+        seen_titles: set[str] = set()
+        # Stable sort keeps the history order between equal similarities: deterministic output.
+        for i in np.argsort(-cosines, kind="stable"):
+            if len(history_items) >= max_history_items or cosines[i] <= min_similarity:
+                break
+            if history_ids[i] == item_id or history_titles[i] in seen_titles:
+                continue
+            seen_titles.add(history_titles[i])
+            share = max(float(dots[i]), 0.0) / positive_mass if positive_mass > 0 else 0.0
+            history_items.append(
+                EvidenceItem(
+                    item_id=str(history_ids[i]),
+                    title=str(history_titles[i]),
+                    categories=[str(c) for c in history_categories[i]],
+                    similarity=float(cosines[i]),
+                    share=share,
+                )
+            )
+
+    history_category_counts = Counter(c for cats in history_categories for c in dict.fromkeys(cats))
+    shared = sorted(
+        (c for c in dict.fromkeys(item_categories) if history_category_counts[c] > 0),
+        key=lambda c: -history_category_counts[c],
+    )[:max_shared_categories]
+
+    kept_segment = None
+    if segment is not None and segment.lift > 0 and (
+        segment.lift >= min_segment_lift or segment.item_rank <= top_segment_rank
+    ):
+        kept_segment = segment
+
+    matches = [ProfileMatch("interest", c) for c in dict.fromkeys(interests) if c in item_categories]
+    matches += [m for m in profile_lifts if m.lift is not None and m.lift >= min_profile_lift]
+
+    feedback_evidence: list[FeedbackEvidence] = []
+    item_unit = item_vec / max(float(np.linalg.norm(item_vec)), 1e-12)
+    scored = []
+    for event in feedback:
+        if event.event not in POSITIVE_EVENTS or event.item_id == item_id:
+            continue
+        vec = np.asarray(event.vector, dtype=np.float32).reshape(-1)
+        if vec.shape[0] != dim:
+            raise DataError(f"feedback vector for item {event.item_id!r} has dim {vec.shape[0]}, expected {dim}")
+        similarity = float(_unit_rows(vec[None, :])[0] @ item_unit)
+        if similarity > min_similarity:
+            scored.append(FeedbackEvidence(event.item_id, event.title, event.event, similarity))
+    scored.sort(key=lambda f: -f.similarity)
+    for fb in scored:
+        if len(feedback_evidence) < max_feedback and fb.item_id not in {f.item_id for f in feedback_evidence}:
+            feedback_evidence.append(fb)
+
+    return Evidence(
+        user_id=str(user_id),
+        item_id=str(item_id),
+        item_title=str(item_title),
+        item_categories=[str(c) for c in item_categories],
+        history_items=history_items,
+        shared_categories=shared,
+        segment=kept_segment,
+        profile_matches=matches,
+        feedback=feedback_evidence,
+        cold_start=(n == 0) if cold_start is None else cold_start,
+    )
+
+
+def evidence_from_dict(data: Mapping[str, Any]) -> Evidence:
+    """Inverse of `Evidence.to_dict` (for cached or stored evidence)."""
+    try:
+        seg = data.get("segment")
+        return Evidence(
+            user_id=str(data["user_id"]),
+            item_id=str(data["item_id"]),
+            item_title=str(data["item_title"]),
+            item_categories=[str(c) for c in data["item_categories"]],
+            history_items=[
+                EvidenceItem(h["item_id"], h["title"], list(h["categories"]), h["similarity"], h["share"])
+                for h in data.get("history_items", [])
+            ],
+            shared_categories=list(data.get("shared_categories", [])),
+            segment=None
+            if seg is None
+            else SegmentEvidence(
+                seg["segment_id"], seg["label"], seg["item_rank"], seg["lift"], seg["segment_size"]
+            ),
+            profile_matches=[
+                ProfileMatch(m["attribute"], m["value"], m.get("lift")) for m in data.get("profile_matches", [])
+            ],
+            feedback=[
+                FeedbackEvidence(f["item_id"], f["title"], f["event"], f["similarity"])
+                for f in data.get("feedback", [])
+            ],
+            cold_start=bool(data.get("cold_start", False)),
+        )
+    except (KeyError, TypeError) as exc:
+        raise DataError(f"evidence is missing or has a malformed field: {exc}") from exc

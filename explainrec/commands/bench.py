@@ -1,0 +1,84 @@
+"""`explainrec bench index|serve|train`: measured numbers for the docs, written as JSON.
+
+    explainrec bench index --items 1000000 --dim 64 --json artifacts/bench/index.json
+
+`index` lives in `embeddings.benchmark`; `serve` and `train` are provided by
+`backend.bench_serve` and `training.bench_train`, each with `add_arguments(parser)` and
+`run(args) -> int`, and are loaded only when chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+
+from explainrec.errors import ConfigError
+
+# sub-benchmark -> (module providing add_arguments/run, or None for index, one-line help)
+DELEGATED: dict[str, tuple[str, str]] = {
+    "serve": ("backend.bench_serve", "load-test the API (latency, throughput)"),
+    "train": ("training.bench_train", "training throughput (samples/s, epoch time)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    index = sub.add_parser("index", help="auto-chosen FAISS index vs exact search on synthetic vectors")
+    index.add_argument("--items", type=int, required=True, help="catalogue size N")
+    index.add_argument("--dim", type=int, default=64, help="embedding dimension (default 64)")
+    index.add_argument("--queries", type=int, default=1000, help="single queries timed on the index")
+    index.add_argument("--exact-queries", type=int, default=200, help="single queries timed on exact search")
+    index.add_argument("--kind", choices=["auto", "flat", "ivf", "hnsw"], default="auto")
+    index.add_argument("--spread", type=float, default=1.0,
+                       help="cluster noise relative to the centres (default 1.0; ~2 is near-uniform)")
+    index.add_argument("--seed", type=int, default=0)
+    index.add_argument("--json", type=Path, default=None, help="write the result here")
+    for name, (module, help_text) in DELEGATED.items():
+        delegated = sub.add_parser(name, help=help_text, description=help_text)
+        provider = _provider(module)
+        if provider is not None:
+            provider.add_arguments(delegated)
+        else:
+            # Accept anything so the missing-module message, not argparse, explains the problem.
+            delegated.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def _provider(module: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        # Only a missing provider means "not there yet"; a broken import inside it must surface.
+        if exc.name is not None and module.startswith(exc.name):
+            return None
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench != "index":
+        module = DELEGATED[args.bench][0]
+        provider = _provider(module)
+        if provider is None:
+            raise ConfigError(f"`explainrec bench {args.bench}` needs the module {module}, which is not installed "
+                              "in this checkout yet")
+        return int(provider.run(args) or 0)
+    return _run_index(args)
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    from embeddings.benchmark import bench_index
+    from embeddings.retrieval import IndexOptions
+
+    if args.items < 10 or args.dim < 2 or args.queries < 1 or args.exact_queries < 1 or args.spread <= 0:
+        raise ConfigError("--items must be >= 10, --dim >= 2, --queries and --exact-queries >= 1, --spread > 0")
+    result = bench_index(args.items, args.dim, seed=args.seed, n_queries=args.queries,
+                         n_exact_queries=args.exact_queries, options=IndexOptions(kind=args.kind, seed=args.seed), spread=args.spread,
+                         log=lambda m: print(m, flush=True))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", "utf-8")
+    return 0

@@ -1,0 +1,63 @@
+"""`explainrec serve`: the API and web UI with uvicorn.
+
+    explainrec serve --bundle artifacts/bundles --port 8000 --workers 2
+
+Options become EXPLAINREC_* environment variables, so every worker process builds the same
+settings (see backend/settings.py for the rest, e.g. EXPLAINREC_DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", type=Path, help="bundles root (follows LATEST) or one version dir; "
+                                                     "default <workdir>/bundles")
+    parser.add_argument("--workdir", type=Path, help="artifacts folder (bundles, explainrec.db); default ./artifacts")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (share the database)")
+    parser.add_argument("--demo-mode", action="store_true", help="let the UI sign in as any model shopper")
+    parser.add_argument("--explainer", choices=["template", "llm", "openai"], help="default: template")
+
+
+def configure_environment(args: argparse.Namespace) -> None:
+    if args.bundle is not None:
+        os.environ["EXPLAINREC_BUNDLE_DIR"] = str(Path(args.bundle).resolve())
+    if args.workdir is not None:
+        os.environ["EXPLAINREC_WORKDIR"] = str(Path(args.workdir).resolve())
+    if args.demo_mode:
+        os.environ["EXPLAINREC_DEMO_MODE"] = "true"
+    if args.explainer:
+        os.environ["EXPLAINREC_EXPLAINER"] = args.explainer
+
+
+def serve(host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    from backend.db.engine import make_engine, upgrade_database
+    from backend.settings import Settings
+    from explainrec.errors import ConfigError
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be 1..65535, got {port}")
+    settings = Settings()
+    # Migrate once here, not racing in every worker.
+    engine = make_engine(settings.resolved_database_url())
+    upgrade_database(engine)
+    engine.dispose()
+    os.environ["EXPLAINREC_MIGRATE_ON_STARTUP"] = "false"
+    print(f"serving on http://{host}:{port} (API docs at /docs)", flush=True)
+    uvicorn.run("backend.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower(), proxy_headers=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_environment(args)
+    return serve(args.host, args.port, args.workers)

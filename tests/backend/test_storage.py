@@ -1,0 +1,84 @@
+"""The Store against SQLite (always) and a throwaway PostgreSQL 15 server (marker postgres)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from backend import security
+from backend.db.engine import make_engine, make_session_factory, upgrade_database
+from backend.store import IdempotencyConflictError, Store, UserExistsError
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    upgrade_database(engine)
+    upgrade_database(engine)  # idempotent: a second start must not fail
+    assert {"users", "credentials", "sessions", "api_keys", "feedback_events"} <= set(inspect(engine).get_table_names())
+    yield Store(make_session_factory(engine))
+    if request.param == "postgres":  # the server is shared by the session: leave it empty
+        with engine.begin() as conn:
+            for table in ("feedback_events", "sessions", "credentials", "api_keys", "users", "alembic_version"):
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
+    engine.dispose()
+
+
+def test_users_and_password_hashes(store: Store) -> None:
+    user = store.create_user("ada", {"age": 31, "gender": "F"}, ["Books"], security.hash_password("s3cret pass"))
+    assert user.profile() == {"age": 31, "gender": "F"} and user.interests == ("Books",)
+    with pytest.raises(UserExistsError):
+        store.create_user("ada", {}, [], None)
+    found = store.user_with_password_hash("ada")
+    assert found is not None
+    stored_user, password_hash = found
+    assert stored_user.user_id == "ada"
+    assert "s3cret" not in password_hash and password_hash.startswith("$argon2")
+    assert security.verify_password(password_hash, "s3cret pass")
+    assert not security.verify_password(password_hash, "wrong")
+    assert store.user_with_password_hash("nobody") is None
+
+
+def test_sessions_expire_and_end(store: Store) -> None:
+    user = store.create_user("bob", {}, [], None)
+    token, csrf, _ = store.create_session(user.pk, timedelta(hours=1))
+    session = store.get_session(token)
+    assert session is not None and session.user.user_id == "bob" and session.csrf_token == csrf
+    store.delete_session(token)
+    assert store.get_session(token) is None
+    expired, _, _ = store.create_session(user.pk, timedelta(seconds=-1))
+    assert store.get_session(expired) is None
+    assert store.get_session("not-a-token") is None
+
+
+def test_api_keys_are_stored_hashed(store: Store) -> None:
+    key, record = store.create_api_key("client", ["read", "feedback"])
+    assert record.scopes == {"read", "feedback"}
+    fetched = store.get_api_key(key)
+    assert fetched is not None and fetched.id == record.id
+    assert store.get_api_key(key + "x") is None
+    with pytest.raises(ValueError, match="scopes"):
+        store.create_api_key("bad", ["root"])
+
+
+def test_feedback_idempotency_is_exactly_once(store: Store) -> None:
+    first, created = store.add_feedback("u1", "i1", "like", None, None, "key-1")
+    again, created_again = store.add_feedback("u1", "i1", "like", None, None, "key-1")
+    assert created and not created_again and again.id == first.id
+    with pytest.raises(IdempotencyConflictError):
+        store.add_feedback("u1", "i2", "like", None, None, "key-1")
+    # Keys are per user: another shopper may use the same key.
+    _, other_created = store.add_feedback("u2", "i1", "like", None, None, "key-1")
+    store.add_feedback("u1", "i3", "rating", 5.0, None, None)
+    events = store.feedback_for("u1")
+    assert [(e.item_id, e.event) for e in events] == [("i1", "like"), ("i3", "rating")]
+    assert other_created and store.count_feedback() == 3
+    assert events[0].timestamp.tzinfo is not None

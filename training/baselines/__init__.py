@@ -1,0 +1,1 @@
+"""Baseline recommenders, each a `training.evaluation.recommender.Recommender`."""

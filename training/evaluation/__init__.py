@@ -1,0 +1,1 @@
+"""Evaluation harness: one Recommender interface, full-ranking metrics, tuning on validation."""

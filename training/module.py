@@ -1,0 +1,161 @@
+"""The LightningModule: wraps the towers and owns loss, validation ranking and the optimiser.
+
+A training batch is a tensor of (user index, positive item index) rows. The module turns it
+into tower inputs itself, from per-user tables kept as buffers (so they follow the module to
+the GPU): the user's history without the target item, randomly thinned, and the category
+distribution of what is left as its interests. Validation ranks the whole catalogue for each
+validation user, excludes training items, and reports NDCG@k (the checkpoint criterion).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MeanMetric
+
+from embeddings.towers import TwoTowerModel, UserBatch
+from training.evaluation.metrics import per_user_metrics
+from training.features import UserTable, interests_from_history
+from training.loss import full_softmax_loss, sampled_softmax_loss
+from training.train_config import FeatureSection, LossSection, OptimSection
+
+# A profile form asks for a few favourite categories, not a distribution.
+FORM_TOP_CATEGORIES = 3
+
+
+def dense_rows(indptr: Tensor, indices: Tensor, rows: Tensor, n_cols: int) -> Tensor:
+    """Rows of a CSR boolean matrix as a dense [len(rows), n_cols] bool tensor."""
+    starts, ends = indptr[rows], indptr[rows + 1]
+    lengths = ends - starts
+    out = torch.zeros((rows.shape[0], n_cols), dtype=torch.bool, device=rows.device)
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    row_of = torch.repeat_interleave(torch.arange(rows.shape[0], device=rows.device), lengths)
+    first = torch.repeat_interleave(starts - (torch.cumsum(lengths, 0) - lengths), lengths)
+    out[row_of, indices[first + torch.arange(total, device=rows.device)]] = True
+    return out
+
+
+class TwoTowerModule(L.LightningModule):
+    def __init__(
+        self,
+        model: TwoTowerModel,
+        users: UserTable,
+        item_counts: Tensor,
+        known: tuple[Tensor, Tensor],
+        valid: tuple[Tensor, Tensor],
+        features: FeatureSection,
+        loss: LossSection,
+        optim: OptimSection,
+        val_k: int = 10,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.features, self.loss_cfg, self.optim_cfg, self.val_k = features, loss, optim, val_k
+        self.register_buffer("user_profile", users.profile)
+        self.register_buffer("user_history", users.history)
+        self.register_buffer("user_history_mask", users.history_mask)
+        probs = item_counts.double() / item_counts.sum().clamp(min=1)
+        # Floor for items never seen in training: they can only appear as uniform negatives.
+        self.register_buffer("item_log_prob", probs.clamp(min=1e-12).log().float())
+        self.register_buffer("known_indptr", known[0])
+        self.register_buffer("known_indices", known[1])
+        self.register_buffer("valid_indptr", valid[0])
+        self.register_buffer("valid_indices", valid[1])
+        self.val_ndcg = MeanMetric()
+        self._val_items: Tensor | None = None
+
+    # -- training --
+    def _training_users(self, user_idx: Tensor, target: Tensor) -> UserBatch:
+        history = self.user_history[user_idx]
+        mask = self.user_history_mask[user_idx] & (history != target.unsqueeze(1))
+        if self.features.history_dropout > 0:
+            mask = mask & (torch.rand(mask.shape, device=mask.device) >= self.features.history_dropout)
+        interests = interests_from_history(self.model.item_categories, history, mask)
+        roll = torch.rand(user_idx.shape[0], 1, device=user_idx.device)
+        as_form = (roll < self.features.interests_as_form).float()
+        dropped = (roll >= 1.0 - self.features.interests_dropout).float()
+        interests = (1 - as_form) * interests + as_form * _top_categories(interests, FORM_TOP_CATEGORIES)
+        interests = interests * (1 - dropped)
+        return UserBatch(user_idx, self.user_profile[user_idx], interests, history, mask)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        pairs = batch[0] if isinstance(batch, (list, tuple)) else batch
+        user_idx, target = pairs[:, 0], pairs[:, 1]
+        users = self._training_users(user_idx, target)
+        n_items = self.model.config.n_items
+        inv_t = 1.0 / self.model.temperature
+        cfg = self.loss_cfg
+        if cfg.uniform_negatives < 0:
+            all_items = self.model.encode_items(torch.arange(n_items, device=self.device))
+            user_vecs = self.model.encode_users(users, all_items[users.history])
+            loss = full_softmax_loss(user_vecs, all_items, target, inv_t)
+        else:
+            negatives = torch.randint(0, n_items, (cfg.uniform_negatives,), device=self.device)
+            # Each distinct item of the batch goes through the item tower once.
+            wanted = torch.cat([target, negatives, users.history.reshape(-1)])
+            unique, inverse = torch.unique(wanted, return_inverse=True)
+            vectors = self.model.encode_items(unique)[inverse]
+            n_b, n_n = target.shape[0], negatives.shape[0]
+            positives, negative_vecs = vectors[:n_b], vectors[n_b : n_b + n_n]
+            history_vecs = vectors[n_b + n_n :].reshape(*users.history.shape, -1)
+            user_vecs = self.model.encode_users(users, history_vecs)
+            pos_log_q = neg_log_q = None
+            if cfg.logq_correction:
+                pos_log_q = self.item_log_prob[target] + math.log(n_b)
+                neg_log_q = torch.full((n_n,), math.log(max(n_n, 1) / n_items), device=self.device)
+            loss = sampled_softmax_loss(
+                user_vecs, positives, target, inv_t, pos_log_q, negative_vecs, negatives, neg_log_q,
+                in_batch=cfg.in_batch_negatives,
+            )
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=target.shape[0])
+        self.log("temperature", self.model.temperature.detach(), on_step=False, on_epoch=True)
+        return loss
+
+    # -- validation --
+    def on_validation_epoch_start(self) -> None:
+        self._val_items = self.model.all_item_vectors()
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        user_idx = batch[0] if isinstance(batch, (list, tuple)) else batch
+        assert self._val_items is not None
+        users = UserBatch(
+            user_idx,
+            self.user_profile[user_idx],
+            interests_from_history(self.model.item_categories, self.user_history[user_idx],
+                                   self.user_history_mask[user_idx]),
+            self.user_history[user_idx],
+            self.user_history_mask[user_idx],
+        )
+        scores = (self.model.encode_users(users) @ self._val_items.T).float()
+        n_items = scores.shape[1]
+        scores = scores.masked_fill(dense_rows(self.known_indptr, self.known_indices, user_idx, n_items),
+                                    float("-inf"))
+        top = torch.topk(scores, k=min(self.val_k, n_items), dim=1).indices
+        targets = dense_rows(self.valid_indptr, self.valid_indices, user_idx, n_items)
+        ndcg = per_user_metrics(top.cpu(), targets.cpu(), [self.val_k])[f"ndcg@{self.val_k}"]
+        self.val_ndcg.update(ndcg.float().to(self.device))
+
+    def on_validation_epoch_end(self) -> None:
+        self.log(f"val_ndcg@{self.val_k}", self.val_ndcg.compute(), prog_bar=True, sync_dist=False)
+        self.val_ndcg.reset()
+        self._val_items = None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.model.parameters(), lr=self.optim_cfg.lr,
+                                 weight_decay=self.optim_cfg.weight_decay)
+
+
+def _top_categories(distribution: Tensor, k: int) -> Tensor:
+    """Uniform weights over each row's k largest categories (zeros stay zeros)."""
+    k = min(k, distribution.shape[1])
+    if k == 0:
+        return distribution
+    top = torch.topk(distribution, k=k, dim=1)
+    out = torch.zeros_like(distribution).scatter_(1, top.indices, (top.values > 0).float())
+    return out / out.sum(dim=1, keepdim=True).clamp(min=1.0)
