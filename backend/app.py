@@ -25,7 +25,7 @@ from backend.middleware import BodyLimitMiddleware, EdgeMiddleware
 from backend.ratelimit import RateLimiter
 from backend.routes import admin, auth, feedback, health, items, recommendations, segments, users
 from backend.settings import Settings
-from backend.state import ServiceState, make_explainer
+from backend.state import ServiceState
 from backend.store import Store
 from explainrec import __version__
 from explainrec.errors import BundleError
@@ -45,10 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.resolved_database_url())
     metrics = Metrics()
     state = ServiceState(
-        settings=settings, store=Store(make_session_factory(engine)), metrics=metrics,
+        settings=settings,
+        store=Store(make_session_factory(engine)),
+        metrics=metrics,
         auth_limiter=RateLimiter(settings.rate_limit_auth_per_minute),
         feedback_limiter=RateLimiter(settings.rate_limit_feedback_per_minute),
-        explainer=make_explainer(settings),
     )
 
     @asynccontextmanager
@@ -71,9 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if frontend is not None:
         app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,
-                           allow_methods=["GET", "POST"], allow_headers=["Content-Type", "X-API-Key",
-                                                                         "X-CSRF-Token", "Idempotency-Key"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "X-CSRF-Token", "Idempotency-Key"],
+        )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(EdgeMiddleware, metrics=metrics)
     return app
@@ -82,5 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` (each worker process builds its own app from EXPLAINREC_*)."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     return create_app(settings)

@@ -59,19 +59,30 @@ class ItemRecord:
 
 
 class Catalogue:
-    def __init__(self, items: pd.DataFrame, users: pd.DataFrame, user_ids: Sequence[str],
-                 history: dict[str, np.ndarray], segment_labels: np.ndarray, n_segments: int) -> None:
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        users: pd.DataFrame,
+        user_ids: Sequence[str],
+        history: dict[str, np.ndarray],
+        segment_labels: np.ndarray,
+        n_segments: int,
+    ) -> None:
         self.items: list[ItemRecord] = []
         extra_cols = [c for c in items.columns if c not in ("item_id", "title", "categories", "price")]
         has_price = "price" in items.columns
         for i, row in enumerate(items.to_dict(orient="records")):
             price = _clean(row.get("price")) if has_price else None
-            self.items.append(ItemRecord(
-                index=i, item_id=str(row["item_id"]), title=str(row["title"]),
-                categories=_as_list(row.get("categories")),
-                price=float(price) if price is not None else None,
-                attributes={c: _clean(row.get(c)) for c in extra_cols},
-            ))
+            self.items.append(
+                ItemRecord(
+                    index=i,
+                    item_id=str(row["item_id"]),
+                    title=str(row["title"]),
+                    categories=_as_list(row.get("categories")),
+                    price=float(price) if price is not None else None,
+                    attributes={c: _clean(row.get(c)) for c in extra_cols},
+                )
+            )
         self.titles_lower = [it.title.casefold() for it in self.items]
         self.categories = sorted({c for it in self.items for c in it.categories})
 
@@ -87,8 +98,9 @@ class Catalogue:
         self.users_per_item = np.zeros(n_items, dtype=np.float64)
         self.segment_users_per_item = np.zeros((max(1, n_segments), n_items), dtype=np.float64)
         self.segment_sizes = np.bincount(segment_labels, minlength=max(1, n_segments)).astype(np.int64)
-        label_of = {str(u): int(segment_labels[row]) for row, u in enumerate(user_ids)
-                    if row < len(segment_labels)}
+        label_of = {
+            str(u): int(segment_labels[row]) for row, u in enumerate(user_ids) if row < len(segment_labels)
+        }
         value_counts: dict[tuple[str, str], np.ndarray] = {}
         value_sizes: dict[tuple[str, str], int] = {}
         popular_values = self._popular_values()
@@ -120,8 +132,10 @@ class Catalogue:
                     counts[key] = counts.get(key, 0) + 1
         keep: set[tuple[str, str]] = set()
         for field_name in LIFT_FIELDS:
-            ranked = sorted(((n, k) for k, n in counts.items() if k[0] == field_name and n >= MIN_USERS_FOR_LIFT),
-                            reverse=True)[:MAX_VALUES_PER_FIELD]
+            ranked = sorted(
+                ((n, k) for k, n in counts.items() if k[0] == field_name and n >= MIN_USERS_FOR_LIFT),
+                reverse=True,
+            )[:MAX_VALUES_PER_FIELD]
             keep.update(k for _, k in ranked)
         return keep
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from backend.recommender import Recommender
+from backend.security import same
 from backend.settings import Settings
 from backend.state import ServiceState
 from backend.store import ApiKeyRecord, SessionRecord, Store, UserRecord
@@ -158,11 +159,13 @@ def get_principal(request: Request, store: StoreDep) -> Principal | None:
         return None
     if request.method in UNSAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER.lower(), "")
-        from backend.security import same
-
         if not sent or not same(sent, session.csrf_token):
-            raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request")
-    return Principal("session", frozenset({"read", "feedback"}), user=session.user, csrf_token=session.csrf_token)
+            raise HTTPException(
+                403, f"missing or wrong {CSRF_HEADER} header for a cookie-authenticated request"
+            )
+    return Principal(
+        "session", frozenset({"read", "feedback"}), user=session.user, csrf_token=session.csrf_token
+    )
 
 
 MaybePrincipalDep = Annotated[Principal | None, Depends(get_principal)]
@@ -170,7 +173,9 @@ MaybePrincipalDep = Annotated[Principal | None, Depends(get_principal)]
 
 def require_principal(principal: MaybePrincipalDep) -> Principal:
     if principal is None:
-        raise HTTPException(401, "sign in or send an X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
+        raise HTTPException(
+            401, "sign in or send an X-API-Key header", headers={"WWW-Authenticate": "ApiKey"}
+        )
     return principal
 
 
@@ -185,5 +190,8 @@ def limit(state: ServiceState, limiter_name: Literal["auth", "feedback"], key: s
     limiter = state.auth_limiter if limiter_name == "auth" else state.feedback_limiter
     wait = limiter.hit(f"{limiter_name}:{key}")
     if wait is not None:
-        raise HTTPException(429, f"too many {limiter_name} requests; retry in {int(wait)} s",
-                            headers={"Retry-After": str(int(wait))})
+        raise HTTPException(
+            429,
+            f"too many {limiter_name} requests; retry in {int(wait)} s",
+            headers={"Retry-After": str(int(wait))},
+        )

@@ -43,8 +43,13 @@ def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if not parts:
         return "request"
-    where = {"query": "query parameter", "path": "path parameter", "body": "body field",
-             "header": "header", "cookie": "cookie"}.get(parts[0])
+    where = {
+        "query": "query parameter",
+        "path": "path parameter",
+        "body": "body field",
+        "header": "header",
+        "cookie": "cookie",
+    }.get(parts[0])
     if where is None:
         return ".".join(parts)
     rest = ".".join(parts[1:])
@@ -66,22 +71,27 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        {"detail": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 def _database_down(retry_after_s: int) -> Any:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
-                    type(exc).__name__)
-        return JSONResponse({"detail": "the database is unavailable; nothing was written, retry later"},
-                            status_code=503, headers={"Retry-After": str(retry_after_s)})
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(
+            {"detail": "the database is unavailable; nothing was written, retry later"},
+            status_code=503,
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
     return handler
 
 
 async def _bundle(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"model bundle problem: {exc}"}, status_code=503,
-                        headers={"Retry-After": "5"})
+    return JSONResponse(
+        {"detail": f"model bundle problem: {exc}"}, status_code=503, headers={"Retry-After": "5"}
+    )
 
 
 async def _explainrec(_: Request, exc: Exception) -> JSONResponse:

@@ -9,18 +9,36 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.request_seconds = Histogram(
-            "explainrec_request_duration_seconds", "Request latency by route template.",
-            ["method", "route", "status"], registry=self.registry,
+            "explainrec_request_duration_seconds",
+            "Request latency by route template.",
+            ["method", "route", "status"],
+            registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
         )
-        self.model_info = Gauge("explainrec_model_info", "1 for the bundle version being served.",
-                                ["version"], registry=self.registry)
-        self.explanations = Counter("explainrec_explanations_total", "Explanations served by source.",
-                                    ["source"], registry=self.registry)
-        self.feedback = Counter("explainrec_feedback_events_total", "Feedback events stored by type.",
-                                ["event"], registry=self.registry)
-        self.reloads = Counter("explainrec_bundle_reloads_total", "Bundle reload attempts by outcome.",
-                               ["outcome"], registry=self.registry)
+        self.model_info = Gauge(
+            "explainrec_model_info",
+            "1 for the bundle version being served.",
+            ["version"],
+            registry=self.registry,
+        )
+        self.explanations = Counter(
+            "explainrec_explanations_total",
+            "Explanations served by source.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "explainrec_feedback_events_total",
+            "Feedback events stored by type.",
+            ["event"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "explainrec_bundle_reloads_total",
+            "Bundle reload attempts by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def serving(self, version: str) -> None:
         self.model_info.clear()

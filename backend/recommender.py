@@ -26,7 +26,14 @@ from embeddings.bundle import Bundle
 from embeddings.inference import UserEncoder
 from embeddings.retrieval import SearchFilters
 from explain.base import Explainer, Explanation
-from explain.evidence import Evidence, FeedbackEvent, ProfileMatch, SegmentEvidence, build_evidence, item_standing
+from explain.evidence import (
+    Evidence,
+    FeedbackEvent,
+    ProfileMatch,
+    SegmentEvidence,
+    build_evidence,
+    item_standing,
+)
 from explainrec.errors import DataError
 
 POSITIVE_EVENTS = frozenset({"view", "click", "cart", "purchase", "like"})
@@ -98,8 +105,13 @@ class _UserState:
 
 
 class Recommender:
-    def __init__(self, bundle: Bundle, explainer: Explainer, fallback_explainer: Explainer | None = None,
-                 cache_size: int = 20_000) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        explainer: Explainer,
+        fallback_explainer: Explainer | None = None,
+        cache_size: int = 20_000,
+    ) -> None:
         self.bundle = bundle
         self.version = bundle.version
         self.spec = bundle.feature_spec
@@ -108,14 +120,22 @@ class Recommender:
         self.fallback_explainer = fallback_explainer
         self.segments = bundle.segments
         self.segment_names = [p.name for p in self.segments.profiles]
-        self.catalogue = Catalogue(bundle.items, bundle.users, self.spec.user_ids, bundle.history,
-                                   np.asarray(self.segments.labels, dtype=np.int64), self.segments.k)
+        self.catalogue = Catalogue(
+            bundle.items,
+            bundle.users,
+            self.spec.user_ids,
+            bundle.history,
+            np.asarray(self.segments.labels, dtype=np.int64),
+            self.segments.k,
+        )
         self._vectors: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: Path, explainer: Explainer, fallback_explainer: Explainer | None = None) -> Recommender:
+    def load(
+        cls, path: Path, explainer: Explainer, fallback_explainer: Explainer | None = None
+    ) -> Recommender:
         return cls(Bundle.load(path), explainer, fallback_explainer)
 
     # -- lookups --
@@ -154,29 +174,40 @@ class Recommender:
         if state.vector is None:
             picks = self._popular(query.k, excluded, query.filters)
         else:
-            ids, scores = self.bundle.retriever.search(state.vector, query.k, exclude=sorted(excluded),
-                                                       filters=query.filters)
+            ids, scores = self.bundle.retriever.search(
+                state.vector, query.k, exclude=sorted(excluded), filters=query.filters
+            )
             picks = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
         segment = self._segment(state.vector)
         items = [ScoredItem(self.catalogue.items[i], s) for i, s in picks]
         if query.explain and items:
             self._explain(shopper, state, segment, items)
-        return RecResult(shopper.user_id, self.version, state.strategy, segment,
-                         self.segment_names[segment] if segment is not None else None, items)
+        return RecResult(
+            shopper.user_id,
+            self.version,
+            state.strategy,
+            segment,
+            self.segment_names[segment] if segment is not None else None,
+            items,
+        )
 
     def similar(self, item_id: str, k: int) -> list[ScoredItem]:
         index = self.item_indices([item_id], "path")[0]
         ids, scores = self.bundle.retriever.similar_items(index, k)
         return [ScoredItem(self.catalogue.items[int(i)], float(s)) for i, s in zip(ids, scores, strict=True)]
 
-    def search_items(self, q: str | None, category: str | None, limit: int, offset: int
-                     ) -> tuple[int, list[ItemRecord]]:
+    def search_items(
+        self, q: str | None, category: str | None, limit: int, offset: int
+    ) -> tuple[int, list[ItemRecord]]:
         if category is not None and category not in self.catalogue.categories:
             raise DataError(f"unknown category {category!r}; known: {self.catalogue.categories}")
         needle = q.casefold().strip() if q else ""
-        matches = [it for it, title in zip(self.catalogue.items, self.catalogue.titles_lower, strict=True)
-                   if (not needle or needle in title) and (category is None or category in it.categories)]
-        return len(matches), matches[offset:offset + limit]
+        matches = [
+            it
+            for it, title in zip(self.catalogue.items, self.catalogue.titles_lower, strict=True)
+            if (not needle or needle in title) and (category is None or category in it.categories)
+        ]
+        return len(matches), matches[offset : offset + limit]
 
     # -- internals --
     def _state(self, shopper: Shopper) -> _UserState:
@@ -202,24 +233,50 @@ class Recommender:
         if known and not positives:
             row = self.bundle.user_row(user_id or "")
             assert row is not None
-            return _UserState(self.bundle.user_vectors[row], "personalized", history, profile, dismissed, usable)
-        if not known and not positives and not interests and not any(v not in (None, "") for v in profile.values()):
+            return _UserState(
+                self.bundle.user_vectors[row], "personalized", history, profile, dismissed, usable
+            )
+        if (
+            not known
+            and not positives
+            and not interests
+            and not any(v not in (None, "") for v in profile.values())
+        ):
             return _UserState(None, "popularity", history, profile, dismissed, usable)
-        key = (user_id if known else None, tuple(history[-self.spec.max_history:]),
-               tuple(sorted((k, str(v)) for k, v in profile.items())), tuple(interests))
+        key = (
+            user_id if known else None,
+            tuple(history[-self.spec.max_history :]),
+            tuple(sorted((k, str(v)) for k, v in profile.items())),
+            tuple(interests),
+        )
         with self._lock:
             vector = self._vectors.get(key)
             if vector is not None:
                 self._vectors.move_to_end(key)
         if vector is None:
-            ids = [self.spec.item_ids[i] for i in history[-self.spec.max_history:]]
+            ids = [self.spec.item_ids[i] for i in history[-self.spec.max_history :]]
             vector = self.encoder.encode(profile, ids, user_id if known else None, interests)
+            if known and positives:
+                vector = self._with_session(vector, positives)
             with self._lock:
                 self._vectors[key] = vector
                 if len(self._vectors) > self._cache_size:
                     self._vectors.popitem(last=False)
-        return _UserState(vector, "personalized" if known else "cold-start", history, profile, dismissed,
-                          usable)
+        return _UserState(
+            vector, "personalized" if known else "cold-start", history, profile, dismissed, usable
+        )
+
+    def _with_session(self, folded: np.ndarray, positives: list[int]) -> np.ndarray:
+        """Add a vector of the fresh feedback alone to the folded-in one.
+
+        A known user's id embedding and long history outweigh a few new likes, so the fold-in
+        alone barely moves the list; the session vector (the fresh items through the user tower,
+        no id, no profile) makes the next list visibly follow what the shopper just did.
+        """
+        recent = [self.spec.item_ids[i] for i in positives[-self.spec.max_history :]]
+        combined = folded + self.encoder.encode(None, recent, None, ())
+        norm = float(np.linalg.norm(combined))
+        return (combined / norm).astype(np.float32) if norm > 0 else folded
 
     def _segment(self, vector: np.ndarray | None) -> int | None:
         if vector is None:
@@ -238,7 +295,9 @@ class Recommender:
                 break
         return picks
 
-    def _explain(self, shopper: Shopper, state: _UserState, segment: int | None, items: list[ScoredItem]) -> None:
+    def _explain(
+        self, shopper: Shopper, state: _UserState, segment: int | None, items: list[ScoredItem]
+    ) -> None:
         evidences = [self._evidence(shopper, state, segment, scored.item) for scored in items]
         try:
             explanations = self.explainer.explain(evidences)
@@ -249,28 +308,47 @@ class Recommender:
         for scored, explanation in zip(items, explanations, strict=True):
             scored.explanation = explanation
 
-    def _evidence(self, shopper: Shopper, state: _UserState, segment: int | None, item: ItemRecord) -> Evidence:
+    def _evidence(
+        self, shopper: Shopper, state: _UserState, segment: int | None, item: ItemRecord
+    ) -> Evidence:
         cat, vectors = self.catalogue, self.bundle.item_vectors
-        history = state.history[-self.spec.max_history:]
+        history = state.history[-self.spec.max_history :]
         seg_evidence = None
         if segment is not None and cat.segment_sizes[segment] > 0:
-            rank, lift = item_standing(item.index, cat.segment_users_per_item[segment],
-                                       int(cat.segment_sizes[segment]), cat.users_per_item,
-                                       max(1, cat.users_with_history))
-            seg_evidence = SegmentEvidence(segment, self.segment_names[segment], rank, lift,
-                                           int(cat.segment_sizes[segment]))
-        profile_lifts = [ProfileMatch(name, str(value), cat.profile_lift(name, str(value), item.index))
-                         for name, value in state.profile.items() if value not in (None, "")]
+            rank, lift = item_standing(
+                item.index,
+                cat.segment_users_per_item[segment],
+                int(cat.segment_sizes[segment]),
+                cat.users_per_item,
+                max(1, cat.users_with_history),
+            )
+            seg_evidence = SegmentEvidence(
+                segment, self.segment_names[segment], rank, lift, int(cat.segment_sizes[segment])
+            )
+        profile_lifts = [
+            ProfileMatch(name, str(value), cat.profile_lift(name, str(value), item.index))
+            for name, value in state.profile.items()
+            if value not in (None, "")
+        ]
         recent = [e for e in state.feedback_events[-20:] if is_positive(e.event, e.value)]
-        feedback = [FeedbackEvent(e.item_id, cat.items[idx].title, e.event, vectors[idx])
-                    for e in recent if (idx := self.spec.item_index(e.item_id)) is not None]
+        feedback = [
+            FeedbackEvent(e.item_id, cat.items[idx].title, e.event, vectors[idx])
+            for e in recent
+            if (idx := self.spec.item_index(e.item_id)) is not None
+        ]
         return build_evidence(
-            user_id=shopper.user_id or "anonymous", item_id=item.item_id, item_title=item.title,
-            item_categories=item.categories, item_vector=vectors[item.index],
+            user_id=shopper.user_id or "anonymous",
+            item_id=item.item_id,
+            item_title=item.title,
+            item_categories=item.categories,
+            item_vector=vectors[item.index],
             history_ids=[cat.items[i].item_id for i in history],
             history_titles=[cat.items[i].title for i in history],
             history_categories=[cat.items[i].categories for i in history],
             history_vectors=vectors[history] if history else None,
-            segment=seg_evidence, interests=list(shopper.interests), profile_lifts=profile_lifts,
-            feedback=feedback, cold_start=state.strategy != "personalized",
+            segment=seg_evidence,
+            interests=list(shopper.interests),
+            profile_lifts=profile_lifts,
+            feedback=feedback,
+            cold_start=state.strategy != "personalized",
         )

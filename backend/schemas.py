@@ -15,9 +15,20 @@ ShortText = Field(default=None, max_length=64)
 class ProfileIn(BaseModel):
     """The profile form: every field optional; unknown values count as 'unknown' for the model."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"age": 31, "gender": "F", "occupation": "engineer", "location": "north",
-                      "interests": ["Books", "Games"]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "age": 31,
+                    "gender": "F",
+                    "occupation": "engineer",
+                    "location": "north",
+                    "interests": ["Books", "Games"],
+                }
+            ]
+        },
+    )
 
     age: int | None = Field(default=None, ge=0, le=120)
     gender: str | None = Field(default=None, max_length=32)
@@ -65,10 +76,16 @@ class ScoredItemOut(ItemOut):
     @classmethod
     def scored(cls, scored: ScoredItem) -> ScoredItemOut:
         exp = scored.explanation
-        return cls(item_id=scored.item.item_id, title=scored.item.title, categories=scored.item.categories,
-                   price=scored.item.price, score=round(scored.score, 6),
-                   explanation=ExplanationOut(text=exp.text, source=exp.source, evidence=exp.evidence)
-                   if exp is not None else None)
+        return cls(
+            item_id=scored.item.item_id,
+            title=scored.item.title,
+            categories=scored.item.categories,
+            price=scored.item.price,
+            score=round(scored.score, 6),
+            explanation=ExplanationOut(text=exp.text, source=exp.source, evidence=exp.evidence)
+            if exp is not None
+            else None,
+        )
 
 
 class SegmentRef(BaseModel):
@@ -76,4 +93,9 @@ class SegmentRef(BaseModel):
     name: str
 
 
-ITEM_EXAMPLE = {"item_id": "i14", "title": "Rustic Board Game 14", "categories": ["Games"], "price": 23.0}
+ITEM_EXAMPLE: dict[str, Any] = {
+    "item_id": "i14",
+    "title": "Rustic Board Game 14",
+    "categories": ["Games"],
+    "price": 23.0,
+}

@@ -1,11 +1,11 @@
 """The service's one typed settings object, read from `EXPLAINREC_*` environment variables.
 
-    EXPLAINREC_WORKDIR=artifacts              bundles in <workdir>/bundles, database beside them
-    EXPLAINREC_BUNDLE_DIR=artifacts/bundles   a bundles root (follows LATEST) or one version dir
-    EXPLAINREC_DATABASE_URL=postgresql+psycopg://user:pw@host/db
-    EXPLAINREC_EXPLAINER=template|llm|openai
-    EXPLAINREC_DEMO_MODE=true                 lets the UI sign in as a bundle shopper without a password
-    EXPLAINREC_CORS_ORIGINS='["https://shop.example"]'   CORS stays closed when empty
+EXPLAINREC_WORKDIR=artifacts              bundles in <workdir>/bundles, database beside them
+EXPLAINREC_BUNDLE_DIR=artifacts/bundles   a bundles root (follows LATEST) or one version dir
+EXPLAINREC_DATABASE_URL=postgresql+psycopg://user:pw@host/db
+EXPLAINREC_EXPLAINER=template|llm|openai
+EXPLAINREC_DEMO_MODE=true                 lets the UI sign in as a bundle shopper without a password
+EXPLAINREC_CORS_ORIGINS='["https://shop.example"]'   CORS stays closed when empty
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository's web UI; a Vite-style build output in frontend/dist wins over the sources.
@@ -23,27 +23,50 @@ _REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EXPLAINREC_", extra="ignore")
 
-    workdir: Path = Field(Path("artifacts"), description="Root of bundles and the default SQLite database.")
-    bundle_dir: Path | None = Field(None, description="Bundles root or version dir; default <workdir>/bundles.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite <workdir>/explainrec.db.")
-    migrate_on_startup: bool = Field(True, description="Run Alembic upgrade head when the app starts.")
+    workdir: Path = Field(
+        default=Path("artifacts"), description="Root of bundles and the default SQLite database."
+    )
+    bundle_dir: Path | None = Field(
+        default=None, description="Bundles root or version dir; default <workdir>/bundles."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite <workdir>/explainrec.db."
+    )
+    migrate_on_startup: bool = Field(
+        default=True, description="Run Alembic upgrade head when the app starts."
+    )
 
     explainer: Literal["template", "llm", "openai"] = "template"
-    explain_timeout_s: float = Field(2.0, gt=0, description="LLM budget before falling back to templates.")
+    explain_timeout_s: float = Field(
+        default=8.0, gt=0, description="LLM budget per request before the template answers instead."
+    )
+    llm_backend: Literal["transformers", "llamacpp"] = Field(
+        default="transformers", description="How explainer=llm runs the shipped SmolLM2 model."
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="explainer=openai: an OpenAI-compatible server."
+    )
+    openai_model: str | None = None
+    openai_api_key: SecretStr | None = Field(default=None, description="Never logged or echoed.")
 
-    demo_mode: bool = Field(False, description="Allow signing in as any bundle shopper without a password.")
-    frontend_dir: Path | None = Field(None, description="Static web UI served at /; default frontend/.")
+    demo_mode: bool = Field(
+        default=False, description="Allow signing in as any bundle shopper without a password."
+    )
+    frontend_dir: Path | None = Field(
+        default=None, description="Static web UI served at /; default frontend/."
+    )
 
-    max_k: int = Field(100, ge=1, le=1000)
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
-    session_ttl_hours: float = Field(24 * 7, gt=0)
-    cookie_secure: bool = Field(False, description="Mark cookies Secure (set true behind HTTPS).")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    session_ttl_hours: float = Field(default=24 * 7, gt=0)
+    cookie_secure: bool = Field(default=False, description="Mark cookies Secure (set true behind HTTPS).")
     cors_origins: list[str] = Field(default_factory=list)
 
     # Per minute, per client IP and per credential; in-process, so each replica counts on its own.
-    rate_limit_auth_per_minute: int = Field(30, ge=1)
-    rate_limit_feedback_per_minute: int = Field(600, ge=1)
-    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with 503 when the database is down.")
+    rate_limit_auth_per_minute: int = Field(default=30, ge=1)
+    rate_limit_feedback_per_minute: int = Field(default=600, ge=1)
+    retry_after_s: int = Field(
+        default=5, ge=1, description="Retry-After sent with 503 when the database is down."
+    )
 
     log_level: str = "INFO"
 

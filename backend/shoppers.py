@@ -24,8 +24,9 @@ def load_shopper(store: Store, user_id: str) -> tuple[Shopper, UserRecord | None
         user = store.get_user(user_id)
         events = store.feedback_for(user_id, limit=FEEDBACK_WINDOW)
     except (DBAPIError, PoolTimeoutError) as exc:
-        log.warning("database unavailable, recommending for %s from the bundle only: %s",
-                    user_id, type(exc).__name__)
+        log.warning(
+            "database unavailable, recommending for %s from the bundle only: %s", user_id, type(exc).__name__
+        )
         return Shopper(user_id), None, False
     feedback = [Feedback(e.id, e.item_id, e.event, e.value, e.timestamp) for e in events]
     if user is None:

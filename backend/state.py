@@ -18,27 +18,41 @@ from backend.ratelimit import RateLimiter
 from backend.recommender import Recommender
 from backend.settings import Settings
 from backend.store import Store, now
-from embeddings.bundle import resolve_bundle_dir
+from embeddings.bundle import Bundle, resolve_bundle_dir
 from explain.base import Explainer
 from explain.template import TemplateExplainer
-from explainrec.errors import BundleError, ConfigError
+from explainrec.errors import BundleError
 
 log = logging.getLogger("explainrec.backend")
 
 
-def make_explainer(settings: Settings) -> Explainer:
-    """The configured explainer; LLM explainers fall back to templates on their own errors."""
+def make_explainer(settings: Settings, bundle: Bundle) -> Explainer:
+    """The configured explainer for one bundle; LLM text is grounding-checked against its catalogue,
+    cached per evidence, and replaced by the template on error, timeout or failed check."""
     if settings.explainer == "template":
         return TemplateExplainer()
-    try:
-        from explain import llm
-    except ImportError as exc:
-        raise ConfigError(f"EXPLAINREC_EXPLAINER={settings.explainer} needs explain.llm: {exc}") from exc
-    factory = getattr(llm, "make_explainer", None)
-    if factory is None:
-        raise ConfigError("explain.llm has no make_explainer(kind, timeout_s); use EXPLAINREC_EXPLAINER=template")
-    explainer: Explainer = factory(settings.explainer, timeout_s=settings.explain_timeout_s)
-    return explainer
+    from explain.cache import CachedExplainer
+    from explain.grounding import GroundingChecker
+    from explain.llm import LLMExplainer
+    from explain.llm_backends import LLMSettings
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    llm_settings = LLMSettings(
+        backend="openai" if settings.explainer == "openai" else settings.llm_backend,
+        timeout_s=settings.explain_timeout_s,
+        openai_base_url=settings.openai_base_url,
+        openai_model=settings.openai_model,
+        openai_api_key=key,
+    )
+    categories = sorted({str(c) for cats in bundle.items["categories"] for c in _as_list(cats)})
+    checker = GroundingChecker(bundle.items["title"].astype(str).tolist(), categories)
+    return CachedExplainer(LLMExplainer(llm_settings, checker=checker), bundle.version)
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None or isinstance(value, str):
+        return [] if value is None else [value]
+    return list(value) if hasattr(value, "__iter__") else [value]
 
 
 @dataclass
@@ -48,7 +62,6 @@ class ServiceState:
     metrics: Metrics
     auth_limiter: RateLimiter
     feedback_limiter: RateLimiter
-    explainer: Explainer
     recommender: Recommender | None = None
     loaded_at: datetime | None = None
     last_load_error: str | None = None
@@ -64,7 +77,8 @@ class ServiceState:
         with self._reload_lock:
             target = self._target(version)
             try:
-                recommender = Recommender.load(target, self.explainer, TemplateExplainer())
+                bundle = Bundle.load(target)
+                recommender = Recommender(bundle, make_explainer(self.settings, bundle), TemplateExplainer())
             except BundleError as exc:
                 self.last_load_error = str(exc)
                 self.metrics.reloads.labels("refused").inc()

@@ -51,8 +51,12 @@ class UserRecord:
 
     def profile(self) -> dict[str, object]:
         """Profile fields as the bundle's feature encoders expect them (missing ones omitted)."""
-        fields = {"age": self.age, "gender": self.gender, "occupation": self.occupation,
-                  "location": self.location}
+        fields = {
+            "age": self.age,
+            "gender": self.gender,
+            "occupation": self.occupation,
+            "location": self.location,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -82,14 +86,27 @@ class FeedbackRecord:
 
 
 def _user(row: models.User) -> UserRecord:
-    return UserRecord(pk=row.id, user_id=row.user_id, age=row.age, gender=row.gender,
-                      occupation=row.occupation, location=row.location,
-                      interests=tuple(row.interests or ()), created_at=_utc(row.created_at))
+    return UserRecord(
+        pk=row.id,
+        user_id=row.user_id,
+        age=row.age,
+        gender=row.gender,
+        occupation=row.occupation,
+        location=row.location,
+        interests=tuple(row.interests or ()),
+        created_at=_utc(row.created_at),
+    )
 
 
 def _feedback(row: models.FeedbackEvent) -> FeedbackRecord:
-    return FeedbackRecord(id=row.id, user_id=row.user_id, item_id=row.item_id, event=row.event,
-                          value=row.value, timestamp=_utc(row.timestamp))
+    return FeedbackRecord(
+        id=row.id,
+        user_id=row.user_id,
+        item_id=row.item_id,
+        event=row.event,
+        value=row.value,
+        timestamp=_utc(row.timestamp),
+    )
 
 
 class Store:
@@ -101,13 +118,18 @@ class Store:
             db.execute(text("SELECT 1"))
 
     # -- users and credentials --
-    def create_user(self, user_id: str, profile: dict[str, object], interests: Sequence[str],
-                    password_hash: str | None) -> UserRecord:
+    def create_user(
+        self, user_id: str, profile: dict[str, object], interests: Sequence[str], password_hash: str | None
+    ) -> UserRecord:
         with self._sessions() as db:
             row = models.User(
-                user_id=user_id, age=profile.get("age"), gender=profile.get("gender"),
-                occupation=profile.get("occupation"), location=profile.get("location"),
-                interests=list(interests), created_at=now(),
+                user_id=user_id,
+                age=profile.get("age"),
+                gender=profile.get("gender"),
+                occupation=profile.get("occupation"),
+                location=profile.get("location"),
+                interests=list(interests),
+                created_at=now(),
             )
             db.add(row)
             try:
@@ -140,8 +162,15 @@ class Store:
         token, csrf = security.new_token(), security.new_token()
         created = now()
         with self._sessions() as db:
-            db.add(models.Session(token_hash=security.digest(token), user_pk=user_pk, csrf_token=csrf,
-                                  created_at=created, expires_at=created + ttl))
+            db.add(
+                models.Session(
+                    token_hash=security.digest(token),
+                    user_pk=user_pk,
+                    csrf_token=csrf,
+                    created_at=created,
+                    expires_at=created + ttl,
+                )
+            )
             db.commit()
         return token, csrf, created + ttl
 
@@ -157,7 +186,9 @@ class Store:
             sess, user = found
             if _utc(sess.expires_at) <= now():
                 return None
-            return SessionRecord(user=_user(user), csrf_token=sess.csrf_token, expires_at=_utc(sess.expires_at))
+            return SessionRecord(
+                user=_user(user), csrf_token=sess.csrf_token, expires_at=_utc(sess.expires_at)
+            )
 
     def delete_session(self, token: str) -> None:
         with self._sessions() as db:
@@ -172,39 +203,60 @@ class Store:
             raise ValueError(f"scopes must be a non-empty subset of {', '.join(SCOPES)}; got {list(scopes)}")
         key = security.new_api_key()
         with self._sessions() as db:
-            row = models.ApiKey(name=name, key_hash=security.digest(key), prefix=key[:10],
-                                scopes=",".join(s for s in SCOPES if s in scopes), created_at=now())
+            row = models.ApiKey(
+                name=name,
+                key_hash=security.digest(key),
+                prefix=key[:10],
+                scopes=",".join(s for s in SCOPES if s in scopes),
+                created_at=now(),
+            )
             db.add(row)
             db.commit()
-            return key, ApiKeyRecord(id=row.id, name=row.name, prefix=row.prefix,
-                                     scopes=frozenset(row.scopes.split(",")))
+            return key, ApiKeyRecord(
+                id=row.id, name=row.name, prefix=row.prefix, scopes=frozenset(row.scopes.split(","))
+            )
 
     def get_api_key(self, key: str) -> ApiKeyRecord | None:
         with self._sessions() as db:
             row = db.scalar(select(models.ApiKey).where(models.ApiKey.key_hash == security.digest(key)))
             if row is None or row.revoked_at is not None:
                 return None
-            return ApiKeyRecord(id=row.id, name=row.name, prefix=row.prefix,
-                                scopes=frozenset(row.scopes.split(",")))
+            return ApiKeyRecord(
+                id=row.id, name=row.name, prefix=row.prefix, scopes=frozenset(row.scopes.split(","))
+            )
 
     # -- feedback --
-    def add_feedback(self, user_id: str, item_id: str, event: str, value: float | None,
-                     timestamp: datetime | None, idempotency_key: str | None) -> tuple[FeedbackRecord, bool]:
+    def add_feedback(
+        self,
+        user_id: str,
+        item_id: str,
+        event: str,
+        value: float | None,
+        timestamp: datetime | None,
+        idempotency_key: str | None,
+    ) -> tuple[FeedbackRecord, bool]:
         """Store one event; returns (record, created). A repeated idempotency key returns the
         first event with created=False; the key is scoped to the user."""
         scoped_key = f"{user_id}\x1f{idempotency_key}" if idempotency_key else None
         with self._sessions() as db:
-            row = models.FeedbackEvent(user_id=user_id, item_id=item_id, event=event, value=value,
-                                       timestamp=timestamp or now(), created_at=now(),
-                                       idempotency_key=scoped_key)
+            row = models.FeedbackEvent(
+                user_id=user_id,
+                item_id=item_id,
+                event=event,
+                value=value,
+                timestamp=timestamp or now(),
+                created_at=now(),
+                idempotency_key=scoped_key,
+            )
             db.add(row)
             try:
                 db.commit()
                 return _feedback(row), True
             except IntegrityError:
                 db.rollback()
-            first = db.scalar(select(models.FeedbackEvent)
-                              .where(models.FeedbackEvent.idempotency_key == scoped_key))
+            first = db.scalar(
+                select(models.FeedbackEvent).where(models.FeedbackEvent.idempotency_key == scoped_key)
+            )
             if first is None:  # the unique violation was not ours to explain
                 raise
             if (first.item_id, first.event, first.value) != (item_id, event, value):
@@ -214,8 +266,12 @@ class Store:
     def feedback_for(self, user_id: str, limit: int = 500) -> list[FeedbackRecord]:
         """The user's most recent events, oldest first."""
         with self._sessions() as db:
-            rows = db.scalars(select(models.FeedbackEvent).where(models.FeedbackEvent.user_id == user_id)
-                              .order_by(models.FeedbackEvent.id.desc()).limit(limit)).all()
+            rows = db.scalars(
+                select(models.FeedbackEvent)
+                .where(models.FeedbackEvent.user_id == user_id)
+                .order_by(models.FeedbackEvent.id.desc())
+                .limit(limit)
+            ).all()
             return [_feedback(r) for r in reversed(rows)]
 
     def count_feedback(self) -> int:

@@ -19,8 +19,9 @@ import numpy as np
 from embeddings.retrieval import FaissRetriever, IndexOptions, recall_at_k
 
 
-def clustered_vectors(n: int, dim: int, seed: int = 0, n_clusters: int | None = None,
-                      spread: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def clustered_vectors(
+    n: int, dim: int, seed: int = 0, n_clusters: int | None = None, spread: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """`n` unit vectors around `n_clusters` random centres, and the centres themselves."""
     rng = np.random.default_rng(seed)
     n_clusters = n_clusters or max(8, int(math.sqrt(n)))
@@ -32,7 +33,7 @@ def clustered_vectors(n: int, dim: int, seed: int = 0, n_clusters: int | None = 
         m = min(chunk, n - start)
         owner = rng.integers(0, n_clusters, size=m)
         x = centres[owner] + rng.normal(scale=spread / math.sqrt(dim), size=(m, dim)).astype(np.float32)
-        out[start:start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
     return out, centres
 
 
@@ -54,9 +55,17 @@ def _latencies_ms(search: Callable[[np.ndarray], Any], queries: np.ndarray) -> n
     return out
 
 
-def bench_index(n_items: int, dim: int = 64, seed: int = 0, n_queries: int = 1000, n_exact_queries: int = 200,
-                k: int = 10, options: IndexOptions | None = None, spread: float = 1.0,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
+def bench_index(
+    n_items: int,
+    dim: int = 64,
+    seed: int = 0,
+    n_queries: int = 1000,
+    n_exact_queries: int = 200,
+    k: int = 10,
+    options: IndexOptions | None = None,
+    spread: float = 1.0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Build the automatically chosen index on `n_items` synthetic vectors and measure it.
 
     `spread` is the noise norm relative to the cluster centres' (1.0: clusters overlap a lot).
@@ -69,8 +78,9 @@ def bench_index(n_items: int, dim: int = 64, seed: int = 0, n_queries: int = 100
     tune = _queries(centres, 256, seed + 1, spread)  # tuning never sees the measured queries
 
     log("building the automatically chosen index")
-    retriever = FaissRetriever.build(vectors, options=options or IndexOptions(seed=seed), tune_queries=tune,
-                                     log=lambda m: log(f"  {m}"))
+    retriever = FaissRetriever.build(
+        vectors, options=options or IndexOptions(seed=seed), tune_queries=tune, log=lambda m: log(f"  {m}")
+    )
     build_seconds = retriever.info.build_seconds
     index_bytes = int(faiss.serialize_index(retriever.index).nbytes)
 
@@ -99,4 +109,37 @@ def bench_index(n_items: int, dim: int = 64, seed: int = 0, n_queries: int = 100
         # Memory, beyond the issue's keys: the index as serialised and the process's peak RSS.
         "index_mb": round(index_bytes / 2**20, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def bench_fold_in(bundle: Any, n_calls: int = 300, seed: int = 0) -> dict[str, Any]:
+    """Latency of UserEncoder.encode: fold-in with a full history and cold start from a profile."""
+    from embeddings.inference import UserEncoder
+
+    encoder = UserEncoder(bundle)
+    spec = bundle.feature_spec
+    rng = np.random.default_rng(seed)
+    history = [spec.item_ids[i] for i in rng.choice(len(spec.item_ids), spec.max_history)]
+    user_id = spec.user_ids[0] if spec.user_ids else None
+    profile = bundle.users.iloc[0].to_dict() if len(bundle.users) else {}
+    interests = spec.categories[:2]
+
+    def timed(call: Callable[[], Any]) -> np.ndarray:
+        call()
+        out = np.empty(n_calls)
+        for i in range(n_calls):
+            t = time.perf_counter()
+            call()
+            out[i] = (time.perf_counter() - t) * 1000
+        return out
+
+    fold = timed(lambda: encoder.encode(profile, history, user_id))
+    cold = timed(lambda: encoder.encode(profile, [], None, interests))
+    return {
+        "bundle": str(bundle.path),
+        "history_length": len(history),
+        "fold_in_p50_ms": round(float(np.percentile(fold, 50)), 4),
+        "fold_in_p99_ms": round(float(np.percentile(fold, 99)), 4),
+        "cold_start_p50_ms": round(float(np.percentile(cold, 50)), 4),
+        "cold_start_p99_ms": round(float(np.percentile(cold, 99)), 4),
     }

@@ -59,8 +59,19 @@ ITEMS_FILE = "items.parquet"
 USERS_FILE = "users.parquet"
 HISTORY_FILE = "history.parquet"
 INDEX_FILE = "index.faiss"
-REQUIRED_FILES = (CONFIG_FILE, MODEL_CONFIG_FILE, MODEL_STATE_FILE, FEATURE_SPEC_FILE, ITEM_VECTORS_FILE,
-                  USER_VECTORS_FILE, ITEMS_FILE, USERS_FILE, HISTORY_FILE, INDEX_FILE, *SegmentModel.FILES)
+REQUIRED_FILES = (
+    CONFIG_FILE,
+    MODEL_CONFIG_FILE,
+    MODEL_STATE_FILE,
+    FEATURE_SPEC_FILE,
+    ITEM_VECTORS_FILE,
+    USER_VECTORS_FILE,
+    ITEMS_FILE,
+    USERS_FILE,
+    HISTORY_FILE,
+    INDEX_FILE,
+    *SegmentModel.FILES,
+)
 HISTORY_COLUMNS = ("user_id", "item_id", "timestamp", "weight")
 
 
@@ -89,7 +100,9 @@ class BundleContents:
         n_items, n_users = len(spec.item_ids), len(spec.user_ids)
         iv, uv = self.item_vectors, self.user_vectors
         if iv.ndim != 2 or iv.shape[0] != n_items or iv.shape[0] == 0:
-            raise BundleError(f"item_vectors has shape {iv.shape}; expected [{n_items}, d] (feature_spec.item_ids)")
+            raise BundleError(
+                f"item_vectors has shape {iv.shape}; expected [{n_items}, d] (feature_spec.item_ids)"
+            )
         if uv.ndim != 2 or uv.shape[0] != n_users or uv.shape[1] != iv.shape[1]:
             raise BundleError(f"user_vectors has shape {uv.shape}; expected [{n_users}, {iv.shape[1]}]")
         if not (np.isfinite(iv).all() and np.isfinite(uv).all()):
@@ -107,7 +120,9 @@ class BundleContents:
             raise BundleError(f"history lacks columns {missing}; expected {list(HISTORY_COLUMNS)}")
         unknown_items = set(self.history["item_id"].astype(str)) - set(spec.item_ids)
         if unknown_items:
-            raise BundleError(f"history names items missing from the feature spec: {sorted(unknown_items)[:5]}")
+            raise BundleError(
+                f"history names items missing from the feature spec: {sorted(unknown_items)[:5]}"
+            )
         try:
             json.dumps(self.config)
         except (TypeError, ValueError) as exc:
@@ -119,7 +134,9 @@ def _check_aligned(frame: pd.DataFrame, column: str, ids: list[str], name: str) 
         raise BundleError(f"{name} table has no {column!r} column")
     got = frame[column].astype(str).tolist()
     if got != ids:
-        first = next((i for i, (a, b) in enumerate(zip(got, ids, strict=False)) if a != b), min(len(got), len(ids)))
+        first = next(
+            (i for i, (a, b) in enumerate(zip(got, ids, strict=False)) if a != b), min(len(got), len(ids))
+        )
         raise BundleError(
             f"{name} rows are not aligned with the feature spec ({len(got)} rows vs {len(ids)} ids; "
             f"first difference at row {first})"
@@ -130,9 +147,15 @@ def _check_aligned(frame: pd.DataFrame, column: str, ids: list[str], name: str) 
 # Writing
 
 
-def write_bundle(contents: BundleContents, bundles_root: Path, version: str | None = None, *,
-                 index_options: IndexOptions | None = None, segment_options: SegmentOptions | None = None,
-                 log: Any = print) -> Path:
+def write_bundle(
+    contents: BundleContents,
+    bundles_root: Path,
+    version: str | None = None,
+    *,
+    index_options: IndexOptions | None = None,
+    segment_options: SegmentOptions | None = None,
+    log: Any = print,
+) -> Path:
     """Write `<bundles_root>/<version>/` atomically and point `<bundles_root>/LATEST` at it."""
     contents.validate()
     bundles_root = Path(bundles_root)
@@ -174,8 +197,14 @@ def point_latest(bundles_root: Path, version: str) -> None:
     _fsync_dir(bundles_root)
 
 
-def _write_files(contents: BundleContents, out: Path, version: str, index_options: IndexOptions | None,
-                 segment_options: SegmentOptions | None, say: Any) -> dict[str, Any]:
+def _write_files(
+    contents: BundleContents,
+    out: Path,
+    version: str,
+    index_options: IndexOptions | None,
+    segment_options: SegmentOptions | None,
+    say: Any,
+) -> dict[str, Any]:
     from safetensors.torch import save_file
 
     spec = contents.feature_spec
@@ -185,12 +214,15 @@ def _write_files(contents: BundleContents, out: Path, version: str, index_option
     _write_json(out / MODEL_CONFIG_FILE, contents.model_config.to_dict())
     (out / FEATURE_SPEC_FILE).write_text(spec.to_json(), "utf-8")
     # safetensors refuses shared storage; clones make every tensor own its memory.
-    save_file({k: v.detach().cpu().contiguous().clone() for k, v in contents.model_state.items()},
-              str(out / MODEL_STATE_FILE))
+    save_file(
+        {k: v.detach().cpu().contiguous().clone() for k, v in contents.model_state.items()},
+        str(out / MODEL_STATE_FILE),
+    )
     np.save(out / ITEM_VECTORS_FILE, item_vectors, allow_pickle=False)
     np.save(out / USER_VECTORS_FILE, user_vectors, allow_pickle=False)
     history = contents.history.loc[:, list(HISTORY_COLUMNS)].assign(
-        user_id=lambda f: f["user_id"].astype(str), item_id=lambda f: f["item_id"].astype(str))
+        user_id=lambda f: f["user_id"].astype(str), item_id=lambda f: f["item_id"].astype(str)
+    )
     for name, frame in ((ITEMS_FILE, contents.items), (USERS_FILE, contents.users), (HISTORY_FILE, history)):
         try:
             frame.reset_index(drop=True).to_parquet(out / name, index=False)
@@ -200,13 +232,21 @@ def _write_files(contents: BundleContents, out: Path, version: str, index_option
     import faiss
 
     say(f"building the item index over {len(item_vectors)} items")
-    index, info = build_index(item_vectors, index_options, tune_queries=user_vectors if len(user_vectors) else None,
-                              log=say)
+    index, info = build_index(
+        item_vectors, index_options, tune_queries=user_vectors if len(user_vectors) else None, log=say
+    )
     faiss.write_index(index, str(out / INDEX_FILE))
 
     say(f"segmenting {len(user_vectors)} users")
-    segments = segment_users(user_vectors, spec.user_ids, contents.users, contents.items, contents.history,
-                             rfm=contents.rfm, options=segment_options)
+    segments = segment_users(
+        user_vectors,
+        spec.user_ids,
+        contents.users,
+        contents.items,
+        contents.history,
+        rfm=contents.rfm,
+        options=segment_options,
+    )
     segments.save(out)
 
     files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(out.iterdir())}
@@ -217,8 +257,12 @@ def _write_files(contents: BundleContents, out: Path, version: str, index_option
         "git_sha": _git_sha(),
         "dataset_name": contents.dataset_name,
         "config": contents.config,
-        "counts": {"users": len(spec.user_ids), "items": len(spec.item_ids),
-                   "categories": len(spec.categories), "history": len(history)},
+        "counts": {
+            "users": len(spec.user_ids),
+            "items": len(spec.item_ids),
+            "categories": len(spec.categories),
+            "history": len(history),
+        },
         "embedding_dim": int(item_vectors.shape[1]),
         "metric": "inner_product",
         "index": info.to_dict(),
@@ -229,7 +273,9 @@ def _write_files(contents: BundleContents, out: Path, version: str, index_option
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, ensure_ascii=False, indent=1, allow_nan=True, default=_json_default), "utf-8")
+    path.write_text(
+        json.dumps(obj, ensure_ascii=False, indent=1, allow_nan=True, default=_json_default), "utf-8"
+    )
 
 
 def _json_default(obj: Any) -> Any:
@@ -250,8 +296,14 @@ def _sha256(path: Path) -> str:
 
 def _git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     sha = out.stdout.strip()
@@ -286,7 +338,9 @@ def resolve_bundle_dir(path: Path) -> Path:
         if not (target / MANIFEST).is_file():
             raise BundleError(f"{latest} points at {version!r}, but {target / MANIFEST} does not exist")
         return target
-    raise BundleError(f"no bundle at {path}: expected {MANIFEST} (a version dir) or {LATEST} (a bundles root)")
+    raise BundleError(
+        f"no bundle at {path}: expected {MANIFEST} (a version dir) or {LATEST} (a bundles root)"
+    )
 
 
 def read_manifest(bundle_dir: Path) -> dict[str, Any]:
@@ -317,13 +371,15 @@ def verify_files(bundle_dir: Path, manifest: dict[str, Any]) -> None:
             raise BundleError(f"bundle file {path} is missing")
         size = path.stat().st_size
         if size != entry.get("bytes"):
-            raise BundleError(f"bundle file {path} is truncated or changed: {size} bytes, manifest says "
-                              f"{entry.get('bytes')}")
+            raise BundleError(
+                f"bundle file {path} is truncated or changed: {size} bytes, manifest says "
+                f"{entry.get('bytes')}"
+            )
         if _sha256(path) != entry.get("sha256"):
             raise BundleError(f"bundle file {path} is corrupt: its sha256 does not match the manifest")
 
 
-@dataclass
+@dataclass(repr=False)
 class Bundle:
     path: Path
     version: str
@@ -370,18 +426,36 @@ class Bundle:
         history_frame = pd.read_parquet(d / HISTORY_FILE)
         catalog = ItemCatalog.from_items(items, spec.categories)
         index = faiss.read_index(str(d / INDEX_FILE))
-        info = IndexInfo(**{k: v for k, v in manifest.get("index", {}).items() if k != "description"}) \
-            if manifest.get("index") else None
+        info = (
+            IndexInfo(**{k: v for k, v in manifest.get("index", {}).items() if k != "description"})
+            if manifest.get("index")
+            else None
+        )
         retriever = FaissRetriever(index, item_vectors, catalog, info)
         model = _load_model(model_config, load_file(str(d / MODEL_STATE_FILE)), spec)
         return cls(
-            path=d, version=str(manifest.get("version", d.name)), manifest=manifest,
-            config=json.loads((d / CONFIG_FILE).read_text("utf-8")), model_config=model_config,
-            feature_spec=spec, items=items, users=users, history_frame=history_frame,
-            history=_history_by_user(history_frame, spec), item_vectors=item_vectors,
-            user_vectors=user_vectors, catalog=catalog, retriever=retriever,
-            segments=SegmentModel.load(d), model=model, metrics=dict(manifest.get("metrics", {})),
+            path=d,
+            version=str(manifest.get("version", d.name)),
+            manifest=manifest,
+            config=json.loads((d / CONFIG_FILE).read_text("utf-8")),
+            model_config=model_config,
+            feature_spec=spec,
+            items=items,
+            users=users,
+            history_frame=history_frame,
+            history=_history_by_user(history_frame, spec),
+            item_vectors=item_vectors,
+            user_vectors=user_vectors,
+            catalog=catalog,
+            retriever=retriever,
+            segments=SegmentModel.load(d),
+            model=model,
+            metrics=dict(manifest.get("metrics", {})),
         )
+
+    def __repr__(self) -> str:
+        n_items, n_users = len(self.feature_spec.item_ids), len(self.feature_spec.user_ids)
+        return f"Bundle({self.path}, {n_items} items, {n_users} users, {self.retriever.description})"
 
     # -- conveniences for serving --
     def user_row(self, user_id: str) -> int | None:
@@ -401,9 +475,17 @@ class Bundle:
 
         state = load_file(str(self.path / MODEL_STATE_FILE))
         return BundleContents(
-            config=self.config, model_config=self.model_config, model_state=state, feature_spec=self.feature_spec,
-            item_vectors=self.item_vectors, user_vectors=self.user_vectors, items=self.items, users=self.users,
-            history=self.history_frame, metrics=self.metrics, dataset_name=str(self.manifest.get("dataset_name", "")),
+            config=self.config,
+            model_config=self.model_config,
+            model_state=state,
+            feature_spec=self.feature_spec,
+            item_vectors=self.item_vectors,
+            user_vectors=self.user_vectors,
+            items=self.items,
+            users=self.users,
+            history=self.history_frame,
+            metrics=self.metrics,
+            dataset_name=str(self.manifest.get("dataset_name", "")),
         )
 
 
@@ -446,5 +528,13 @@ def _history_by_user(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, np.nda
     return {str(user): group.to_numpy(dtype=np.int64) for user, group in grouped}
 
 
-__all__ = ["BUNDLE_SCHEMA_VERSION", "Bundle", "BundleContents", "point_latest", "read_manifest",
-           "resolve_bundle_dir", "verify_files", "write_bundle"]
+__all__ = [
+    "BUNDLE_SCHEMA_VERSION",
+    "Bundle",
+    "BundleContents",
+    "point_latest",
+    "read_manifest",
+    "resolve_bundle_dir",
+    "verify_files",
+    "write_bundle",
+]

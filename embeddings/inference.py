@@ -32,10 +32,13 @@ class UserEncoder:
         self.model = bundle.model.eval()
         self._item_categories: torch.Tensor = self.model.item_categories  # type: ignore[assignment]
         self._n_fields = len(self.spec.profile_fields)
+        # The bundle's item vectors are the item tower's outputs: pooling gathers them instead of
+        # re-running the item tower on every history item.
+        self._item_vectors = torch.from_numpy(bundle.item_vectors)
 
     def encode(
         self,
-        profile: Mapping[str, Any] | None,
+        profile: Mapping[Any, Any] | None,
         history_item_ids: Sequence[str] = (),
         user_id: str | None = None,
         interests: Sequence[str] = (),
@@ -55,8 +58,8 @@ class UserEncoder:
         for b, (_, items, _, _) in enumerate(rows):
             kept = items[-length:] if length else []
             if kept:
-                history[b, length - len(kept):] = torch.tensor(kept, dtype=torch.long)
-                mask[b, length - len(kept):] = True
+                history[b, length - len(kept) :] = torch.tensor(kept, dtype=torch.long)
+                mask[b, length - len(kept) :] = True
         interests = torch.tensor([r[3] for r in rows], dtype=torch.float).reshape(len(rows), -1)
         empty = interests.sum(dim=1) == 0
         if bool(empty.any()) and length:
@@ -72,10 +75,16 @@ class UserEncoder:
             history_mask=mask,
         )
         with torch.inference_mode():
-            return self.model.encode_users(batch).numpy().astype(np.float32, copy=False)
+            vectors = self.model.encode_users(batch, history_vectors=self._item_vectors[history])
+            return vectors.numpy().astype(np.float32, copy=False)
 
-    def _batch_row(self, profile: Mapping[str, Any] | None, history_item_ids: Sequence[str],
-                   user_id: str | None, interests: Sequence[str]) -> tuple[list[int], list[int], int, list[float]]:
+    def _batch_row(
+        self,
+        profile: Mapping[Any, Any] | None,
+        history_item_ids: Sequence[str],
+        user_id: str | None,
+        interests: Sequence[str],
+    ) -> tuple[list[int], list[int], int, list[float]]:
         if isinstance(history_item_ids, str) or isinstance(interests, str):
             raise DataError("history_item_ids and interests must be lists of strings, not one string")
         items: list[int] = []
@@ -88,7 +97,7 @@ class UserEncoder:
                 items.append(idx)
         if unknown:
             raise DataError(f"unknown item ids in history: {unknown[:5]}")
-        clean = {k: v for k, v in (profile or {}).items() if v is not None and v != ""}
+        clean = {str(k): v for k, v in (profile or {}).items() if v is not None and v != ""}
         user_idx = self.spec.user_index(user_id) if user_id is not None else 0
         chosen = list(interests)
         interest_vec = self.spec.encode_interests(chosen) if chosen else [0.0] * len(self.spec.categories)

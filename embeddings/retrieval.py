@@ -14,15 +14,36 @@ padded with id -1 and score -inf.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from explainrec.errors import ConfigError, DataError
+from embeddings.faiss_index import (
+    IndexInfo,
+    IndexOptions,
+    build_index,
+    describe_index,
+    maybe_to_gpu,
+    recall_at_k,
+    search_params,
+    set_knob,
+)
+from explainrec.errors import DataError
+
+__all__ = [
+    "ExactRetriever",
+    "FaissRetriever",
+    "IndexInfo",
+    "IndexOptions",
+    "ItemCatalog",
+    "Retriever",
+    "SearchFilters",
+    "build_index",
+    "recall_at_k",
+]
 
 # An exclude argument: one list for every query, or one list per query of a batch.
 Exclude = Sequence[int] | np.ndarray | Sequence[Sequence[int] | np.ndarray] | None
@@ -58,7 +79,9 @@ class ItemCatalog:
                 if j is not None:
                     matrix[row, j] = True
         if "price" in items.columns:
-            prices = pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            prices = pd.to_numeric(items["price"], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
         else:
             prices = np.full(len(items), np.nan)
         return cls(names, matrix, prices)
@@ -74,8 +97,10 @@ class ItemCatalog:
                 raise DataError(f"unknown categories in filter: {unknown}; known: {self.categories}")
             cols = [self.categories.index(c) for c in filters.categories]
             mask &= self.category_matrix[:, cols].any(axis=1)
-        if filters.min_price is not None and filters.max_price is not None and (
-            filters.min_price > filters.max_price
+        if (
+            filters.min_price is not None
+            and filters.max_price is not None
+            and (filters.min_price > filters.max_price)
         ):
             raise DataError(f"min_price {filters.min_price} is above max_price {filters.max_price}")
         # Items without a price fail any price bound: "under 20" must not show an unpriced item.
@@ -125,9 +150,8 @@ class _RetrieverBase:
         if vectors.ndim != 2 or vectors.shape[0] == 0:
             raise DataError(f"item vectors must be a non-empty [n_items, dim] matrix, got {vectors.shape}")
         if catalog is not None and catalog.category_matrix.shape[0] != vectors.shape[0]:
-            raise DataError(
-                f"catalog has {catalog.category_matrix.shape[0]} items but there are {vectors.shape[0]} vectors"
-            )
+            n_catalog = catalog.category_matrix.shape[0]
+            raise DataError(f"catalog has {n_catalog} items but there are {vectors.shape[0]} vectors")
         self.vectors = vectors
         self.catalog = catalog
 
@@ -205,7 +229,9 @@ class _RetrieverBase:
     ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def _exact_masked(self, query: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _exact_masked(
+        self, query: np.ndarray, k: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k of one query over the items where `mask` is True (all when None)."""
         candidates = np.arange(self.n_items) if mask is None else np.flatnonzero(mask)
         return _top_k(self.vectors[candidates] @ query, k, candidates)
@@ -261,197 +287,6 @@ class ExactRetriever(_RetrieverBase):
         return ids, scores
 
 
-# --------------------------------------------------------------------------------------------
-# FAISS
-
-
-@dataclass
-class IndexOptions:
-    """How `build_index` picks and tunes the index for a catalogue."""
-
-    kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto"
-    flat_threshold: int = 50_000  # auto: exact IndexFlatIP up to this many items, IVF above
-    target_recall: float = 0.98  # recall@10 vs exact that nprobe/efSearch are tuned to reach
-    recall_margin: float = 0.01  # tune to target + margin, so unseen queries stay above target
-    nlist: int | None = None  # IVF lists; default ~ 2*sqrt(n)
-    hnsw_m: int = 32
-    ef_construction: int = 80
-    tune_queries: int = 256
-    use_gpu: bool | None = None  # None: use a GPU when faiss sees one
-    seed: int = 0
-
-
-@dataclass
-class IndexInfo:
-    """What was built, for the manifest and the benchmark."""
-
-    kind: str
-    params: dict[str, int] = field(default_factory=dict)
-    tuned_recall_at_10: float | None = None
-    build_seconds: float = 0.0
-    # fetch depth -> search width (nprobe / efSearch) tuned for that many neighbours
-    depth_params: dict[int, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.depth_params = {int(k): int(v) for k, v in self.depth_params.items()}  # JSON keys are strings
-
-    def width_for(self, fetch: int) -> int | None:
-        """Search width for `fetch` neighbours: the tuned one of the next deeper depth."""
-        if not self.depth_params:
-            return None
-        deeper = [d for d in sorted(self.depth_params) if d >= fetch]
-        if deeper:
-            return self.depth_params[deeper[0]]
-        deepest = max(self.depth_params)
-        # Beyond the deepest tuned depth widen in proportion; the caller caps it.
-        return self.depth_params[deepest] * math.ceil(fetch / deepest)
-
-    @property
-    def description(self) -> str:
-        inner = ",".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.kind}({inner})" if inner else self.kind
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "description": self.description}
-
-
-# Fetch depths tuned at build time: top-10, and the deeper fetches of filtered/excluding queries.
-TUNED_DEPTHS = (10, 40, 160, 640)
-
-
-def choose_kind(n_items: int, options: IndexOptions) -> str:
-    if options.kind != "auto":
-        return options.kind
-    return "flat" if n_items <= options.flat_threshold else "ivf"
-
-
-def build_index(
-    vectors: np.ndarray,
-    options: IndexOptions | None = None,
-    tune_queries: np.ndarray | None = None,
-    log: Any = None,
-) -> tuple[Any, IndexInfo]:
-    """Build the inner-product index for `vectors` and tune its search width to the recall target.
-
-    `tune_queries` should look like real queries (user vectors); by default they are item
-    vectors with noise. `log` is a callable taking a message (progress for long builds).
-    """
-    import faiss
-
-    opts = options or IndexOptions()
-    x = np.ascontiguousarray(vectors, dtype=np.float32)
-    n, d = x.shape
-    kind = choose_kind(n, opts)
-    say = log or (lambda _msg: None)
-    started = time.perf_counter()
-    index: Any
-    params: dict[str, int] = {}
-    if kind == "flat":
-        index = faiss.IndexFlatIP(d)
-        index.add(x)
-    elif kind == "ivf":
-        nlist = opts.nlist or max(1, min(n // 39, int(2 * math.sqrt(n))))
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(opts.seed)
-        train = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-        say(f"training IVF with {nlist} lists on {len(train)} vectors")
-        index.cp.seed = opts.seed
-        index.train(train)
-        say(f"adding {n} vectors")
-        index.add(x)
-        params = {"nlist": nlist, "nprobe": 1}
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, opts.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = opts.ef_construction
-        say(f"building HNSW (M={opts.hnsw_m}) over {n} vectors")
-        index.add(x)
-        params = {"M": opts.hnsw_m, "efSearch": 16}
-    else:
-        raise ConfigError(f"unknown index kind {kind!r}; expected auto, flat, ivf or hnsw")
-    info = IndexInfo(kind=kind, params=params)
-    if kind != "flat":
-        queries = tune_queries if tune_queries is not None else _noisy_queries(x, opts.tune_queries, opts.seed)
-        _tune(index, info, x, np.ascontiguousarray(queries[: opts.tune_queries], dtype=np.float32),
-              opts.target_recall + opts.recall_margin, say)
-    info.build_seconds = time.perf_counter() - started
-    return index, info
-
-
-def _noisy_queries(x: np.ndarray, count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed + 1)
-    picks = x[rng.choice(len(x), size=min(count, len(x)), replace=False)]
-    # Noise half the vectors' norm: queries sit between items, like user vectors do.
-    noisy = picks + rng.normal(scale=0.5 / math.sqrt(x.shape[1]), size=picks.shape).astype(np.float32)
-    return noisy / np.linalg.norm(noisy, axis=1, keepdims=True).clip(min=1e-12)
-
-
-def _tune(index: Any, info: IndexInfo, x: np.ndarray, queries: np.ndarray, goal: float, say: Any) -> None:
-    """Find, per fetch depth, the smallest nprobe / efSearch whose recall against exact reaches `goal`.
-
-    Filtered and seen-excluding queries fetch deeper than 10, and the tail of a deeper answer
-    needs a wider search than its head, so each depth in TUNED_DEPTHS gets its own width.
-    """
-    import faiss
-
-    exact = faiss.IndexFlatIP(x.shape[1])
-    exact.add(x)
-    depths = [d for d in TUNED_DEPTHS if d <= len(x)] or [len(x)]
-    _, truth_all = exact.search(queries, depths[-1])
-    knob = "nprobe" if info.kind == "ivf" else "efSearch"
-    limit = index.nlist if info.kind == "ivf" else 4096
-    value = 1 if info.kind == "ivf" else 16
-    for depth in depths:
-        value = max(value, depth) if info.kind == "hnsw" else value
-        while True:
-            _, found = index.search(queries, depth, params=_search_params(info.kind, value))
-            recall = recall_at_k(found, truth_all[:, :depth])
-            say(f"depth {depth}: {knob}={value} recall={recall:.4f}")
-            if recall >= goal or value >= limit:
-                break
-            value = min(limit, value * 2)
-        info.depth_params[depth] = value
-        if depth == depths[0]:
-            info.params[knob] = value
-            info.tuned_recall_at_10 = recall
-    _set_knob(index, info.kind, info.params[knob])
-
-
-def _search_params(kind: str, value: int) -> Any:
-    import faiss
-
-    if kind == "ivf":
-        return faiss.SearchParametersIVF(nprobe=value)
-    if kind == "hnsw":
-        return faiss.SearchParametersHNSW(efSearch=value)
-    return None
-
-
-def _set_knob(index: Any, kind: str, value: int) -> None:
-    if kind == "ivf":
-        index.nprobe = value
-    elif kind == "hnsw":
-        index.hnsw.efSearch = value
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of each row of `truth` that appears in the same row of `found`."""
-    hits = sum(len(set(f.tolist()) & set(t.tolist()) - {-1}) for f, t in zip(found, truth, strict=True))
-    denom = sum(int((t >= 0).sum()) for t in truth)
-    return hits / max(1, denom)
-
-
-def describe_index(index: Any) -> IndexInfo:
-    """Recover kind and search parameters from a loaded faiss index."""
-    import faiss
-
-    if isinstance(index, faiss.IndexIVF):
-        return IndexInfo("ivf", {"nlist": int(index.nlist), "nprobe": int(index.nprobe)})
-    if isinstance(index, faiss.IndexHNSW):
-        return IndexInfo("hnsw", {"M": int(index.hnsw.nb_neighbors(1)), "efSearch": int(index.hnsw.efSearch)})
-    return IndexInfo("flat")
-
-
 class FaissRetriever(_RetrieverBase):
     """Searches a faiss index; filtered queries over-fetch and widen, then fall back to exact.
 
@@ -464,8 +299,14 @@ class FaissRetriever(_RetrieverBase):
     # Below this many eligible items an exact scan of just those items is cheaper than the index.
     small_subset = 4096
 
-    def __init__(self, index: Any, vectors: np.ndarray, catalog: ItemCatalog | None = None,
-                 info: IndexInfo | None = None, use_gpu: bool | None = None) -> None:
+    def __init__(
+        self,
+        index: Any,
+        vectors: np.ndarray,
+        catalog: ItemCatalog | None = None,
+        info: IndexInfo | None = None,
+        use_gpu: bool | None = None,
+    ) -> None:
         super().__init__(vectors, catalog)
         if int(index.ntotal) != self.n_items or int(index.d) != self.dim:
             raise DataError(
@@ -474,11 +315,17 @@ class FaissRetriever(_RetrieverBase):
             )
         self.index = index  # the CPU index, what gets saved
         self.info = info or describe_index(index)
-        self._search_index = _maybe_to_gpu(index, use_gpu)
+        self._search_index = maybe_to_gpu(index, use_gpu)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, catalog: ItemCatalog | None = None, options: IndexOptions | None = None,
-              tune_queries: np.ndarray | None = None, log: Any = None) -> FaissRetriever:
+    def build(
+        cls,
+        vectors: np.ndarray,
+        catalog: ItemCatalog | None = None,
+        options: IndexOptions | None = None,
+        tune_queries: np.ndarray | None = None,
+        log: Any = None,
+    ) -> FaissRetriever:
         index, info = build_index(vectors, options, tune_queries=tune_queries, log=log)
         return cls(index, vectors, catalog, info, use_gpu=(options or IndexOptions()).use_gpu)
 
@@ -492,15 +339,13 @@ class FaissRetriever(_RetrieverBase):
         if width is None:
             scores, ids = self._search_index.search(q, fetch)
         else:
-            if self.info.kind == "ivf":
-                width = min(width, int(self.index.nlist))
-            else:
-                width = max(width, fetch)  # HNSW cannot return more neighbours than its beam holds
+            # IVF cannot probe more lists than it has; HNSW cannot return more than its beam holds.
+            width = min(width, int(self.index.nlist)) if self.info.kind == "ivf" else max(width, fetch)
             if self._search_index is self.index:
                 # Per-call parameters keep concurrent searches from sharing a mutable setting.
-                scores, ids = self.index.search(q, fetch, params=_search_params(self.info.kind, width))
+                scores, ids = self.index.search(q, fetch, params=search_params(self.info.kind, width))
             else:
-                _set_knob(self._search_index, self.info.kind, width)
+                set_knob(self._search_index, self.info.kind, width)
                 scores, ids = self._search_index.search(q, fetch)
         return ids.astype(np.int64, copy=False), scores
 
@@ -527,8 +372,15 @@ class FaissRetriever(_RetrieverBase):
             out_ids[b], out_scores[b] = self._filtered_one(q[b], k, mask, ids[b], scores[b], fetch)
         return out_ids, out_scores
 
-    def _filtered_one(self, query: np.ndarray, k: int, mask: np.ndarray | None, ids: np.ndarray,
-                      scores: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+    def _filtered_one(
+        self,
+        query: np.ndarray,
+        k: int,
+        mask: np.ndarray | None,
+        ids: np.ndarray,
+        scores: np.ndarray,
+        fetch: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = self.n_items
         n_ok = n if mask is None else int(mask.sum())
         want = min(k, n_ok)
@@ -550,19 +402,7 @@ def _pad(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     if ids.shape[1] >= k:
         return ids[:, :k], scores[:, :k]
     pad = k - ids.shape[1]
-    return (np.pad(ids, ((0, 0), (0, pad)), constant_values=-1),
-            np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf))
-
-
-def _maybe_to_gpu(index: Any, use_gpu: bool | None) -> Any:
-    """A GPU copy of `index` when faiss was built with CUDA and a device is visible."""
-    import faiss
-
-    if use_gpu is False:
-        return index
-    n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if n_gpus == 0:
-        if use_gpu:
-            raise ConfigError("use_gpu is set but faiss sees no GPU (install faiss-gpu; see docs/gpu.md)")
-        return index
-    return faiss.index_cpu_to_all_gpus(index)
+    return (
+        np.pad(ids, ((0, 0), (0, pad)), constant_values=-1),
+        np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf),
+    )

@@ -26,8 +26,14 @@ import pandas as pd
 from explainrec.errors import BundleError, ConfigError, DataError
 
 Method = Literal["kmeans", "ward"]
-AGE_BANDS = ((0, 18, "<18"), (18, 25, "18-24"), (25, 35, "25-34"), (35, 45, "35-44"),
-             (45, 55, "45-54"), (55, 200, "55+"))
+AGE_BANDS = (
+    (0, 18, "<18"),
+    (18, 25, "18-24"),
+    (25, 35, "25-34"),
+    (35, 45, "35-44"),
+    (45, 55, "45-54"),
+    (55, 200, "55+"),
+)
 
 
 @dataclass
@@ -61,7 +67,9 @@ class Segmenter:
         lo, hi = self.k_range
         rng = np.random.default_rng(self.seed)
         cap = self.max_ward_points if self.method == "ward" else self.max_fit_points
-        fit_rows = rng.choice(len(x), size=min(len(x), cap), replace=False) if len(x) > cap else np.arange(len(x))
+        fit_rows = (
+            rng.choice(len(x), size=min(len(x), cap), replace=False) if len(x) > cap else np.arange(len(x))
+        )
         sample = x[fit_rows]
         hi = min(hi, len(sample) - 1)
         if hi < 2 or lo > hi:
@@ -82,8 +90,14 @@ class Segmenter:
     def assign(self, vectors: np.ndarray) -> np.ndarray:
         return assign_nearest(self.centroids, vectors)
 
-    def describe(self, user_ids: Sequence[str], users: pd.DataFrame, items: pd.DataFrame,
-                 history: pd.DataFrame, rfm: pd.DataFrame | None = None) -> list[SegmentProfile]:
+    def describe(
+        self,
+        user_ids: Sequence[str],
+        users: pd.DataFrame,
+        items: pd.DataFrame,
+        history: pd.DataFrame,
+        rfm: pd.DataFrame | None = None,
+    ) -> list[SegmentProfile]:
         self.profiles = build_profiles(self.labels_, self.k, user_ids, users, items, history, rfm)
         return self.profiles
 
@@ -131,8 +145,9 @@ def _centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _score(method: str, x: np.ndarray, labels: np.ndarray, centroids: np.ndarray,
-           sample: int, seed: int) -> KScore:
+def _score(
+    method: str, x: np.ndarray, labels: np.ndarray, centroids: np.ndarray, sample: int, seed: int
+) -> KScore:
     from sklearn.metrics import davies_bouldin_score, silhouette_score
 
     k = len(centroids)
@@ -161,9 +176,15 @@ class SegmentProfile:
     rfm: dict[str, float]  # medians of recency_days, frequency, monetary
 
 
-def build_profiles(labels: np.ndarray, k: int, user_ids: Sequence[str], users: pd.DataFrame,
-                   items: pd.DataFrame, history: pd.DataFrame,
-                   rfm: pd.DataFrame | None = None) -> list[SegmentProfile]:
+def build_profiles(
+    labels: np.ndarray,
+    k: int,
+    user_ids: Sequence[str],
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    history: pd.DataFrame,
+    rfm: pd.DataFrame | None = None,
+) -> list[SegmentProfile]:
     """Describe each segment by who is in it and what they interact with."""
     segment_of = pd.Series(np.asarray(labels), index=pd.Index([str(u) for u in user_ids]))
     users_by_id = users.assign(user_id=users["user_id"].astype(str)).set_index("user_id")
@@ -180,26 +201,40 @@ def build_profiles(labels: np.ndarray, k: int, user_ids: Sequence[str], users: p
         members = segment_of.index[segment_of.to_numpy() == c]
         seg_hist = hist[hist["segment"] == c]
         cats = _category_shares(seg_hist["item_id"], item_cats)
-        top_cats = sorted(
-            ({"category": name, "share": round(share, 4),
-              "lift": round(share / overall_cats[name], 3) if overall_cats.get(name) else 0.0}
-             for name, share in cats.items()),
-            key=lambda r: (-r["share"], r["category"]),
-        )[:5]
+        ranked = sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        top_cats: list[dict[str, Any]] = [
+            {
+                "category": name,
+                "share": round(share, 4),
+                "lift": round(share / overall_cats[name], 3) if overall_cats.get(name) else 0.0,
+            }
+            for name, share in ranked
+        ]
         counts = Counter(seg_hist["item_id"]).most_common(5)
         top_items = [{"item_id": i, "title": titles.get(i, i), "count": int(n)} for i, n in counts]
         member_rows = users_by_id.reindex(members)
         age_mix, mean_age = _age_mix(member_rows)
         gender_mix = _shares(member_rows["gender"]) if "gender" in member_rows else {}
         seg_rfm = rfm_frame.reindex(members)
-        rfm_stats = {col: round(float(seg_rfm[col].median()), 3)
-                     for col in ("recency_days", "frequency", "monetary")
-                     if col in seg_rfm and seg_rfm[col].notna().any()}
-        profiles.append(SegmentProfile(
-            segment=c, name="", size=len(members), share=round(len(members) / max(1, total), 4),
-            top_categories=top_cats, top_items=top_items, age_mix=age_mix, mean_age=mean_age,
-            gender_mix=gender_mix, rfm=rfm_stats,
-        ))
+        rfm_stats = {
+            col: round(float(seg_rfm[col].median()), 3)
+            for col in ("recency_days", "frequency", "monetary")
+            if col in seg_rfm and seg_rfm[col].notna().any()
+        }
+        profiles.append(
+            SegmentProfile(
+                segment=c,
+                name="",
+                size=len(members),
+                share=round(len(members) / max(1, total), 4),
+                top_categories=top_cats,
+                top_items=top_items,
+                age_mix=age_mix,
+                mean_age=mean_age,
+                gender_mix=gender_mix,
+                rfm=rfm_stats,
+            )
+        )
     _name_segments(profiles)
     return profiles
 
@@ -240,9 +275,10 @@ def _age_mix(rows: pd.DataFrame) -> tuple[dict[str, float], float | None]:
 def _name_segments(profiles: list[SegmentProfile]) -> None:
     """Short names from the most over-represented categories, the main age band and gender skew."""
     for p in profiles:
-        liked = sorted((c for c in p.top_categories if c["share"] >= 0.05),
-                       key=lambda c: (-c["lift"], -c["share"]))[:2]
-        parts = [" & ".join(c["category"] for c in liked) or "Mixed tastes"]
+        liked = sorted(
+            (c for c in p.top_categories if c["share"] >= 0.05), key=lambda c: (-c["lift"], -c["share"])
+        )[:2]
+        parts = [" + ".join(c["category"] for c in liked) or "Mixed tastes"]
         if p.age_mix:
             band, share = max(p.age_mix.items(), key=lambda kv: kv[1])
             if share >= 0.4:
@@ -272,13 +308,16 @@ def rfm_from_history(history: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
     hist = history.assign(user_id=history["user_id"].astype(str), item_id=history["item_id"].astype(str))
     ts = pd.to_datetime(hist["timestamp"], utc=True)
     grouped = hist.assign(ts=ts).groupby("user_id")
-    out = pd.DataFrame({
-        "recency_days": (ts.max() - grouped["ts"].max()).dt.total_seconds() / 86400.0,
-        "frequency": grouped.size().astype(float),
-    })
+    out = pd.DataFrame(
+        {
+            "recency_days": (ts.max() - grouped["ts"].max()).dt.total_seconds() / 86400.0,
+            "frequency": grouped.size().astype(float),
+        }
+    )
     if "price" in items.columns:
-        price = pd.Series(pd.to_numeric(items["price"], errors="coerce").to_numpy(),
-                          index=items["item_id"].astype(str))
+        price = pd.Series(
+            pd.to_numeric(items["price"], errors="coerce").to_numpy(), index=items["item_id"].astype(str)
+        )
         out["monetary"] = hist.assign(p=hist["item_id"].map(price)).groupby("user_id")["p"].sum(min_count=1)
     else:
         out["monetary"] = np.nan
@@ -307,8 +346,10 @@ def agreement(labels_a: np.ndarray, labels_b: np.ndarray) -> dict[str, float]:
     """Adjusted Rand index and normalised mutual information between two labelings."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    return {"ari": round(float(adjusted_rand_score(labels_a, labels_b)), 4),
-            "nmi": round(float(normalized_mutual_info_score(labels_a, labels_b)), 4)}
+    return {
+        "ari": round(float(adjusted_rand_score(labels_a, labels_b)), 4),
+        "nmi": round(float(normalized_mutual_info_score(labels_a, labels_b)), 4),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,9 +371,16 @@ class SegmentModel:
     centroid_xy: np.ndarray  # [k, 2]
     rfm_comparison: dict[str, float] = field(default_factory=dict)
 
-    FILES: ClassVar[tuple[str, ...]] = ("segments.json", "segment_centroids.npy", "segment_labels.npy", "segment_pca_mean.npy",
-             "segment_pca_components.npy", "segment_sample_users.npy", "segment_user_xy.npy",
-             "segment_centroid_xy.npy")
+    FILES: ClassVar[tuple[str, ...]] = (
+        "segments.json",
+        "segment_centroids.npy",
+        "segment_labels.npy",
+        "segment_pca_mean.npy",
+        "segment_pca_components.npy",
+        "segment_sample_users.npy",
+        "segment_user_xy.npy",
+        "segment_centroid_xy.npy",
+    )
 
     def assign(self, vectors: np.ndarray) -> np.ndarray:
         return assign_nearest(self.centroids, vectors)
@@ -344,19 +392,33 @@ class SegmentModel:
 
     def summary(self) -> dict[str, Any]:
         chosen = next((s for s in self.scores if s.method == self.method and s.k == self.k), None)
-        return {"method": self.method, "k": self.k,
-                "silhouette": chosen.silhouette if chosen else None,
-                "sizes": [p.size for p in self.profiles], "names": [p.name for p in self.profiles],
-                "rfm_comparison": self.rfm_comparison}
+        return {
+            "method": self.method,
+            "k": self.k,
+            "silhouette": chosen.silhouette if chosen else None,
+            "sizes": [p.size for p in self.profiles],
+            "names": [p.name for p in self.profiles],
+            "rfm_comparison": self.rfm_comparison,
+        }
 
     def save(self, directory: Path) -> list[str]:
-        meta = {"method": self.method, "k": self.k, "scores": [asdict(s) for s in self.scores],
-                "profiles": [asdict(p) for p in self.profiles], "rfm_comparison": self.rfm_comparison}
+        meta = {
+            "method": self.method,
+            "k": self.k,
+            "scores": [asdict(s) for s in self.scores],
+            "profiles": [asdict(p) for p in self.profiles],
+            "rfm_comparison": self.rfm_comparison,
+        }
         (directory / "segments.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), "utf-8")
-        arrays = {"segment_centroids.npy": self.centroids, "segment_labels.npy": self.labels,
-                  "segment_pca_mean.npy": self.pca_mean, "segment_pca_components.npy": self.pca_components,
-                  "segment_sample_users.npy": self.sample_users, "segment_user_xy.npy": self.user_xy,
-                  "segment_centroid_xy.npy": self.centroid_xy}
+        arrays = {
+            "segment_centroids.npy": self.centroids,
+            "segment_labels.npy": self.labels,
+            "segment_pca_mean.npy": self.pca_mean,
+            "segment_pca_components.npy": self.pca_components,
+            "segment_sample_users.npy": self.sample_users,
+            "segment_user_xy.npy": self.user_xy,
+            "segment_centroid_xy.npy": self.centroid_xy,
+        }
         for name, arr in arrays.items():
             np.save(directory / name, np.ascontiguousarray(arr), allow_pickle=False)
         return list(self.FILES)
@@ -367,12 +429,18 @@ class SegmentModel:
             meta = json.loads((directory / "segments.json").read_text("utf-8"))
             arr = {n: np.load(directory / n, allow_pickle=False) for n in cls.FILES if n.endswith(".npy")}
             return cls(
-                method=meta["method"], k=int(meta["k"]), centroids=arr["segment_centroids.npy"],
-                labels=arr["segment_labels.npy"], scores=[KScore(**s) for s in meta["scores"]],
+                method=meta["method"],
+                k=int(meta["k"]),
+                centroids=arr["segment_centroids.npy"],
+                labels=arr["segment_labels.npy"],
+                scores=[KScore(**s) for s in meta["scores"]],
                 profiles=[SegmentProfile(**p) for p in meta["profiles"]],
-                pca_mean=arr["segment_pca_mean.npy"], pca_components=arr["segment_pca_components.npy"],
-                sample_users=arr["segment_sample_users.npy"], user_xy=arr["segment_user_xy.npy"],
-                centroid_xy=arr["segment_centroid_xy.npy"], rfm_comparison=meta.get("rfm_comparison", {}),
+                pca_mean=arr["segment_pca_mean.npy"],
+                pca_components=arr["segment_pca_components.npy"],
+                sample_users=arr["segment_sample_users.npy"],
+                user_xy=arr["segment_user_xy.npy"],
+                centroid_xy=arr["segment_centroid_xy.npy"],
+                rfm_comparison=meta.get("rfm_comparison", {}),
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BundleError(f"segments in {directory} are unreadable: {exc}") from exc
@@ -386,9 +454,15 @@ class SegmentOptions:
     seed: int = 0
 
 
-def segment_users(user_vectors: np.ndarray, user_ids: Sequence[str], users: pd.DataFrame,
-                  items: pd.DataFrame, history: pd.DataFrame, rfm: pd.DataFrame | None = None,
-                  options: SegmentOptions | None = None) -> SegmentModel:
+def segment_users(
+    user_vectors: np.ndarray,
+    user_ids: Sequence[str],
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    history: pd.DataFrame,
+    rfm: pd.DataFrame | None = None,
+    options: SegmentOptions | None = None,
+) -> SegmentModel:
     """Fit segments on user vectors, profile them, compare with RFM and lay out a PCA map."""
     opts = options or SegmentOptions()
     x = _check_vectors(user_vectors)
@@ -402,14 +476,23 @@ def segment_users(user_vectors: np.ndarray, user_ids: Sequence[str], users: pd.D
     if aligned.notna().any(axis=1).sum() >= 10:
         present = aligned.notna().any(axis=1).to_numpy()
         rfm_seg = segment_rfm(aligned[present], k_range=(2, min(8, int(present.sum()) - 1)), seed=opts.seed)
-        comparison = {"rfm_k": float(rfm_seg.k), **agreement(best.labels_[present], rfm_seg.labels.to_numpy())}
+        comparison = {
+            "rfm_k": float(rfm_seg.k),
+            **agreement(best.labels_[present], rfm_seg.labels.to_numpy()),
+        }
     mean, components = _pca_2d(x, opts.seed)
     rng = np.random.default_rng(opts.seed)
     sample = np.sort(rng.choice(len(x), size=min(len(x), opts.plot_sample), replace=False))
     return SegmentModel(
-        method=best.method, k=best.k, centroids=best.centroids, labels=best.labels_,
-        scores=[s for f in fitted for s in f.scores], profiles=profiles,
-        pca_mean=mean, pca_components=components, sample_users=sample.astype(np.int64),
+        method=best.method,
+        k=best.k,
+        centroids=best.centroids,
+        labels=best.labels_,
+        scores=[s for f in fitted for s in f.scores],
+        profiles=profiles,
+        pca_mean=mean,
+        pca_components=components,
+        sample_users=sample.astype(np.int64),
         user_xy=((x[sample] - mean) @ components.T).astype(np.float32),
         centroid_xy=((best.centroids - mean) @ components.T).astype(np.float32),
         rfm_comparison=comparison,

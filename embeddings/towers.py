@@ -39,6 +39,12 @@ class TwoTowerConfig:
     use_profile: bool = True
     use_history: bool = True
     history_pooling: Literal["mean", "attention"] = "mean"
+    # The user tower also pools its own per-item embedding of the history (as in a
+    # bag-of-items autoencoder), not only the item tower's vectors.
+    history_item_embedding: bool = False
+    # The item vector's last coordinate is a learned per-item scalar (a popularity bias that
+    # survives L2 normalisation); vectors keep `dim` coordinates either way.
+    item_bias: bool = False
     user_id_dropout: float = 0.2
     temperature: float = 0.05
     learn_temperature: bool = True
@@ -72,10 +78,31 @@ class UserBatch:
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+    )
+
+
+# Above this catalogue size a [B, n_items] weight matrix costs more than gathering rows.
+_DENSE_POOL_MAX_ROWS = 50_000
+
+
+def _mean_pool(history: Tensor, mask: Tensor, table: Tensor) -> Tensor:
+    """Masked mean of `table` rows over each history, via a [B, n_rows] weight matrix: one
+    matrix product instead of a [B, L, d] gather, so long histories cost little."""
+    if table.shape[0] > _DENSE_POOL_MAX_ROWS:
+        m = mask.to(table.dtype).unsqueeze(-1)
+        return (table[history] * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-6)
+    weights = torch.zeros((history.shape[0], table.shape[0]), dtype=table.dtype, device=table.device)
+    weights.scatter_add_(1, history, mask.to(table.dtype))
+    return (weights @ table) / weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
 
 
 class TwoTowerModel(nn.Module):
+    item_categories: Tensor
+    item_price_bucket: Tensor
+    item_text: Tensor
+
     def __init__(self, config: TwoTowerConfig, item_features: ItemFeatures) -> None:
         super().__init__()
         self.config = c = config
@@ -96,7 +123,12 @@ class TwoTowerModel(nn.Module):
             if c.text_dim > 0:
                 self.item_text_proj = nn.Linear(c.text_dim, c.id_dim)
                 item_in += c.id_dim
-        self.item_mlp = _mlp(item_in, c.hidden, c.dim, c.dropout)
+        # With item_bias the last coordinate is a learned per-item scalar: unit-length vectors
+        # leave no norm to carry popularity, so it gets a coordinate of its own.
+        self.item_mlp = _mlp(item_in, c.hidden, c.dim - 1 if c.item_bias else c.dim, c.dropout)
+        if c.item_bias:
+            self.item_bias = nn.Embedding(c.n_items, 1)
+            nn.init.zeros_(self.item_bias.weight)
 
         # User tower.
         user_in = 0
@@ -116,6 +148,10 @@ class TwoTowerModel(nn.Module):
             if c.history_pooling == "attention":
                 self.history_query = nn.Parameter(torch.randn(c.dim) * 0.05)
             user_in += c.dim
+            if c.history_item_embedding:
+                self.history_item = nn.Embedding(c.n_items, c.id_dim)
+                nn.init.normal_(self.history_item.weight, std=0.05)
+                user_in += c.id_dim
         if user_in == 0:
             raise ValueError("TwoTowerConfig enables no user features")
         self.user_mlp = _mlp(user_in, c.hidden, c.dim, c.dropout)
@@ -138,19 +174,32 @@ class TwoTowerModel(nn.Module):
             parts.append(self.item_price(self.item_price_bucket[item_idx]))
             if c.text_dim > 0:
                 parts.append(self.item_text_proj(self.item_text[item_idx]))
-        return F.normalize(self.item_mlp(torch.cat(parts, dim=-1)), dim=-1)
+        out = self.item_mlp(torch.cat(parts, dim=-1))
+        if c.item_bias:
+            out = torch.cat([out, self.item_bias(item_idx)], dim=-1)
+        return F.normalize(out, dim=-1)
 
-    def pool_history(self, history: Tensor, mask: Tensor, vectors: Tensor | None = None) -> Tensor:
+    def pool_history(
+        self,
+        history: Tensor,
+        mask: Tensor,
+        vectors: Tensor | None = None,
+        item_vectors: Tensor | None = None,
+    ) -> Tensor:
         """Pool the item-tower vectors of each user's history ([B, L] -> [B, dim]).
 
-        `vectors` ([B, L, dim]) are the history items' vectors when the caller already has them
-        (training encodes each distinct item of a batch once).
+        Callers that already hold vectors pass them: `vectors` [B, L, dim] for the history
+        entries, or `item_vectors` [n_items, dim] for the whole catalogue (then mean pooling is
+        one [B, n_items] @ [n_items, dim] product, whatever the history length).
         """
         batch, length = history.shape
         if length == 0:
             return history.new_zeros((batch, self.config.dim), dtype=torch.float)
+        if self.config.history_pooling == "mean" and item_vectors is not None:
+            return _mean_pool(history, mask, item_vectors)
         if vectors is None:
-            vectors = self.encode_items(history.reshape(-1)).reshape(batch, length, -1)
+            vectors = (item_vectors[history] if item_vectors is not None
+                       else self.encode_items(history.reshape(-1)).reshape(batch, length, -1))
         weights = mask.float()
         if self.config.history_pooling == "attention":
             logits = (vectors @ self.history_query) / math.sqrt(self.config.dim)
@@ -159,7 +208,12 @@ class TwoTowerModel(nn.Module):
         denom = weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
         return (vectors * weights.unsqueeze(-1)).sum(dim=1) / denom
 
-    def encode_users(self, batch: UserBatch, history_vectors: Tensor | None = None) -> Tensor:
+    def encode_users(
+        self, batch: UserBatch, history_vectors: Tensor | None = None, item_vectors: Tensor | None = None
+    ) -> Tensor:
+        """[B, dim] L2-normalised user vectors. `history_vectors` / `item_vectors` are optional
+        precomputed item-tower outputs (see `pool_history`); without them the history items go
+        through the item tower here."""
         c = self.config
         parts: list[Tensor] = []
         if c.use_user_id:
@@ -175,7 +229,9 @@ class TwoTowerModel(nn.Module):
         if c.use_profile:
             parts.append(self.interest_proj(batch.interests))
         if c.use_history:
-            parts.append(self.pool_history(batch.history, batch.history_mask, history_vectors))
+            parts.append(self.pool_history(batch.history, batch.history_mask, history_vectors, item_vectors))
+            if c.history_item_embedding:
+                parts.append(_mean_pool(batch.history, batch.history_mask, self.history_item.weight))
         return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
 
     @torch.no_grad()

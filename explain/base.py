@@ -18,6 +18,8 @@ class Explanation:
     text: str
     source: ExplanationSource
     evidence: dict[str, Any] = field(default_factory=dict)
+    # A fallback caused by a timeout or model error: worth retrying, so caches skip it.
+    transient: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "source": self.source, "evidence": self.evidence}

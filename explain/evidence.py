@@ -35,6 +35,7 @@ class EvidenceItem:
     categories: list[str]
     similarity: float  # cosine between this item's vector and the recommended item's vector
     share: float  # this item's share of the positive dot-product mass over the whole history
+    effect: float | None = None  # score drop when the model reads the history without this item
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Evidence:
                     "categories": list(h.categories),
                     "similarity": round(h.similarity, 4),
                     "share": round(h.share, 4),
+                    "effect": None if h.effect is None else round(h.effect, 4),
                 }
                 for h in self.history_items
             ],
@@ -145,11 +147,20 @@ class Evidence:
                 "segment_size": self.segment.segment_size,
             },
             "profile_matches": [
-                {"attribute": m.attribute, "value": m.value, "lift": None if m.lift is None else round(m.lift, 4)}
+                {
+                    "attribute": m.attribute,
+                    "value": m.value,
+                    "lift": None if m.lift is None else round(m.lift, 4),
+                }
                 for m in self.profile_matches
             ],
             "feedback": [
-                {"item_id": f.item_id, "title": f.title, "event": f.event, "similarity": round(f.similarity, 4)}
+                {
+                    "item_id": f.item_id,
+                    "title": f.title,
+                    "event": f.event,
+                    "similarity": round(f.similarity, 4),
+                }
                 for f in self.feedback
             ],
             "cold_start": self.cold_start,
@@ -202,6 +213,7 @@ def build_evidence(
     history_titles: Sequence[str] = (),
     history_categories: Sequence[Sequence[str]] = (),
     history_vectors: np.ndarray | None = None,
+    history_effects: np.ndarray | Sequence[float] | None = None,
     segment: SegmentEvidence | None = None,
     interests: Sequence[str] = (),
     profile_lifts: Sequence[ProfileMatch] = (),
@@ -217,11 +229,16 @@ def build_evidence(
 ) -> Evidence:
     """Collect the facts that support recommending `item_id` to `user_id`.
 
-    History rows are aligned: `history_ids[i]`, `history_titles[i]`, `history_categories[i]`
-    and `history_vectors[i]` describe one item. `profile_lifts` are candidate profile facts
-    with their lift for this item; only those above `min_profile_lift` are kept. A segment is
-    kept only when the item really stands out there (lift or rank), since "popular with
-    shoppers like you" must be true.
+    History rows are aligned: `history_ids[i]`, `history_titles[i]`, `history_categories[i]`,
+    `history_vectors[i]` (and `history_effects[i]`) describe one item. Pass only the history the
+    user tower actually reads (its last `max_history` items): an item it never reads cannot be
+    a reason. With `history_effects` (the item's score drop when the model reads the history
+    without that row, i.e. a leave-one-out fold-in) items are cited by measured effect, and only
+    those with a positive one; without, by cosine similarity to the recommended item.
+
+    `profile_lifts` are candidate profile facts with their lift for this item; only those above
+    `min_profile_lift` are kept. A segment is kept only when the item really stands out there
+    (lift or rank), since "popular with shoppers like you" must be true.
     """
     n = len(history_ids)
     if not (len(history_titles) == n and len(history_categories) == n):
@@ -240,10 +257,14 @@ def build_evidence(
         dots = hist @ item_vec
         cosines = _unit_rows(hist) @ (item_vec / max(float(np.linalg.norm(item_vec)), 1e-12))
         positive_mass = float(np.clip(dots, 0.0, None).sum())
+        effects = None if history_effects is None else np.asarray(history_effects, dtype=np.float64)
+        if effects is not None and effects.shape != (n,):
+            raise DataError(f"history_effects must have shape ({n},), got {tuple(effects.shape)}")
+        ranking, floor = (cosines, min_similarity) if effects is None else (effects, 0.0)
         seen_titles: set[str] = set()
-        # Stable sort keeps the history order between equal similarities: deterministic output.
-        for i in np.argsort(-cosines, kind="stable"):
-            if len(history_items) >= max_history_items or cosines[i] <= min_similarity:
+        # Stable sort keeps the history order between equal scores: deterministic output.
+        for i in np.argsort(-ranking, kind="stable"):
+            if len(history_items) >= max_history_items or ranking[i] <= floor:
                 break
             if history_ids[i] == item_id or history_titles[i] in seen_titles:
                 continue
@@ -256,6 +277,7 @@ def build_evidence(
                     categories=[str(c) for c in history_categories[i]],
                     similarity=float(cosines[i]),
                     share=share,
+                    effect=None if effects is None else float(effects[i]),
                 )
             )
 
@@ -266,8 +288,10 @@ def build_evidence(
     )[:max_shared_categories]
 
     kept_segment = None
-    if segment is not None and segment.lift > 0 and (
-        segment.lift >= min_segment_lift or segment.item_rank <= top_segment_rank
+    if (
+        segment is not None
+        and segment.lift > 0
+        and (segment.lift >= min_segment_lift or segment.item_rank <= top_segment_rank)
     ):
         kept_segment = segment
 
@@ -282,7 +306,9 @@ def build_evidence(
             continue
         vec = np.asarray(event.vector, dtype=np.float32).reshape(-1)
         if vec.shape[0] != dim:
-            raise DataError(f"feedback vector for item {event.item_id!r} has dim {vec.shape[0]}, expected {dim}")
+            raise DataError(
+                f"feedback vector for item {event.item_id!r} has dim {vec.shape[0]}, expected {dim}"
+            )
         similarity = float(_unit_rows(vec[None, :])[0] @ item_unit)
         if similarity > min_similarity:
             scored.append(FeedbackEvidence(event.item_id, event.title, event.event, similarity))
@@ -315,7 +341,14 @@ def evidence_from_dict(data: Mapping[str, Any]) -> Evidence:
             item_title=str(data["item_title"]),
             item_categories=[str(c) for c in data["item_categories"]],
             history_items=[
-                EvidenceItem(h["item_id"], h["title"], list(h["categories"]), h["similarity"], h["share"])
+                EvidenceItem(
+                    h["item_id"],
+                    h["title"],
+                    list(h["categories"]),
+                    h["similarity"],
+                    h["share"],
+                    h.get("effect"),
+                )
                 for h in data.get("history_items", [])
             ],
             shared_categories=list(data.get("shared_categories", [])),
@@ -325,7 +358,8 @@ def evidence_from_dict(data: Mapping[str, Any]) -> Evidence:
                 seg["segment_id"], seg["label"], seg["item_rank"], seg["lift"], seg["segment_size"]
             ),
             profile_matches=[
-                ProfileMatch(m["attribute"], m["value"], m.get("lift")) for m in data.get("profile_matches", [])
+                ProfileMatch(m["attribute"], m["value"], m.get("lift"))
+                for m in data.get("profile_matches", [])
             ],
             feedback=[
                 FeedbackEvidence(f["item_id"], f["title"], f["event"], f["similarity"])

@@ -29,11 +29,9 @@ _SEGMENT_WORDS = re.compile(
     r"\b(shoppers|customers|people|users|others|viewers|buyers|segment|group)\b", re.IGNORECASE
 )
 # Role tags, chat-template tokens, markup and prompt vocabulary that must never reach a shopper.
-_LEAK_MARKERS = (
-    "<", ">", "```", "{", "}", "[/", "<|", "|>", "im_start", "im_end", "http://", "https://", "**", "##",
-)
+_LEAK_MARKERS = ("<", ">", "```", "{", "}", "[/", "im_start", "im_end", "http://", "https://", "**", "##")
 _LEAK_WORDS = re.compile(
-    r"\b(system|assistant|prompt|instruction|instructions|facts|evidence|json|as an ai)\b|^\s*(user|answer)\s*:",
+    r"\b(system|assistant|prompt|instructions?|facts|evidence|json|as an ai)\b|^\s*(user|answer)\s*:",
     re.IGNORECASE,
 )
 # Anything quoted must be a cited title: a small model misspells titles or invents new ones.
@@ -75,10 +73,14 @@ class GroundingResult:
     problems: list[str] = field(default_factory=list)
     unsupported_entities: list[str] = field(default_factory=list)  # named but absent from the evidence
     used_evidence: list[str] = field(default_factory=list)
+    unknown_quotes: list[str] = field(
+        default_factory=list
+    )  # quoted names no evidence holds (misspelt, invented)
 
     @property
     def hallucinated(self) -> bool:
-        return bool(self.unsupported_entities)
+        """Names a thing the evidence does not hold: another catalogue entry, or an invented one."""
+        return bool(self.unsupported_entities or self.unknown_quotes)
 
 
 @dataclass(frozen=True)
@@ -104,15 +106,24 @@ class GroundingChecker:
         self.max_sentences = max_sentences
         # first lowercase token -> list of (token sequence, kind, name, single-word case rule)
         self._index: dict[str, list[tuple[tuple[str, ...], str, str, str | None]]] = {}
-        for title in dict.fromkeys(catalogue_titles):
-            for variant in title_variants(str(title)):
-                self._add(variant, "title", str(title))
-        for category in dict.fromkeys(catalogue_categories):
-            for variant in category_variants(str(category)):
-                self._add(variant, "category", str(category), case_rule=False)
+        self._prompt_shingles: set[tuple[str, ...]] = set()
+        self.add_names(dict.fromkeys(catalogue_titles), dict.fromkeys(catalogue_categories))
         for attribute in dict.fromkeys(catalogue_attributes):
             self._add(str(attribute), "attribute", str(attribute), case_rule=False)
-        self._prompt_shingles = {s for text in prompt_texts for s in _shingles(text, 5)}
+        self.add_prompt_texts(prompt_texts)
+
+    def add_names(self, titles: Iterable[str] = (), categories: Iterable[str] = ()) -> None:
+        """Extra names to catch, e.g. the prompt's example products, which no evidence holds."""
+        for title in titles:
+            for variant in title_variants(str(title)):
+                self._add(variant, "title", str(title))
+        for category in categories:
+            for variant in category_variants(str(category)):
+                self._add(variant, "category", str(category), case_rule=False)
+
+    def add_prompt_texts(self, texts: Iterable[str]) -> None:
+        """Prompt wording that a text must not copy (five words in a row)."""
+        self._prompt_shingles |= {s for text in texts for s in _shingles(text, 5)}
 
     def _add(self, spelling: str, kind: str, name: str, case_rule: bool = True) -> None:
         toks = tuple(t.lower() for t, _, _ in _tokens(spelling))
@@ -180,7 +191,8 @@ class GroundingChecker:
         outside = _blank_spans(stripped, cited_spans)
         if any(marker in outside for marker in _LEAK_MARKERS) or _LEAK_WORDS.search(outside):
             problems.append("leaks markup or prompt wording")
-        if _QUOTED.search(outside):
+        unknown_quotes = [m.group(0).strip('"“” ') for m in _QUOTED.finditer(outside)]
+        if unknown_quotes:
             problems.append("quotes a name that is not in the evidence")
         if not _FINISHED.search(stripped):
             problems.append("unfinished sentence")
@@ -202,6 +214,7 @@ class GroundingChecker:
             problems=problems,
             unsupported_entities=sorted(set(unsupported)),
             used_evidence=list(dict.fromkeys(used)),
+            unknown_quotes=unknown_quotes,
         )
 
 

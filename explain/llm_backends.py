@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LLM
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.language_models import LLM, BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import PrivateAttr
 
@@ -182,7 +182,9 @@ class LlamaCppLLM(LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        out = self._client(prompt, max_tokens=self.max_tokens, temperature=0.0, stop=[*CHATML_STOPS, *(stop or [])])
+        out = self._client(
+            prompt, max_tokens=self.max_tokens, temperature=0.0, stop=[*CHATML_STOPS, *(stop or [])]
+        )
         return str(out["choices"][0]["text"])
 
 
@@ -190,7 +192,9 @@ def load_llamacpp_model(settings: LLMSettings) -> LocalModel:
     from transformers import AutoTokenizer
 
     gguf = settings.gguf_path or find_shipped_gguf()
-    llm = LlamaCppLLM(model_path=str(gguf), max_tokens=settings.max_new_tokens, n_threads=settings.llamacpp_threads)
+    llm = LlamaCppLLM(
+        model_path=str(gguf), max_tokens=settings.max_new_tokens, n_threads=settings.llamacpp_threads
+    )
     # The chat template comes from the same GGUF, read through transformers' tokenizer.
     tokenizer = AutoTokenizer.from_pretrained(str(converted_model_dir(gguf, settings.cache_dir)))
     return LocalModel(llm, tokenizer)
@@ -248,7 +252,6 @@ def build_openai_model(settings: LLMSettings) -> OpenAICompatibleChat:
 
 __all__ = [
     "BackendName",
-    "HumanMessage",
     "LLMSettings",
     "LlamaCppLLM",
     "LocalModel",

@@ -61,7 +61,9 @@ def reasons(evidence: Evidence, max_titles: int = 3) -> list[str]:
         if seg.item_rank <= 10:
             out.append(f"it ranks #{seg.item_rank} among shoppers with tastes like yours")
         else:
-            out.append(f"shoppers with tastes like yours choose it {format_lift(seg.lift)} times as often as others")
+            out.append(
+                f"shoppers with tastes like yours choose it {format_lift(seg.lift)} times as often as others"
+            )
     return out
 
 

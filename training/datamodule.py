@@ -6,8 +6,6 @@ and Lightning's distributed sampler can shard them across DDP processes unchange
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import lightning as L
 import numpy as np
 import pandas as pd
@@ -76,6 +74,3 @@ def validation_users(valid_pairs: Tensor, limit: int | None, seed: int) -> Tenso
         users = users[torch.randperm(users.numel(), generator=generator)[:limit]].sort().values
     return users
 
-
-def split_sizes(frames: Sequence[pd.DataFrame]) -> list[int]:
-    return [len(f) for f in frames]

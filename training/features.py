@@ -130,7 +130,7 @@ def profile_rows(spec: FeatureSpec, users: pd.DataFrame, user_ids: Sequence[str]
     by_id = users.set_index(users["user_id"].astype(str))
     by_id = by_id[~by_id.index.duplicated()]
     records = by_id.reindex(list(user_ids)).to_dict("records")
-    clean = [{k: v for k, v in r.items() if not _is_missing(v)} for r in records]
+    clean = [{str(k): v for k, v in r.items() if not _is_missing(v)} for r in records]
     return torch.tensor([spec.encode_profile(r) for r in clean], dtype=torch.long).reshape(
         len(user_ids), len(spec.profile_fields)
     )
@@ -181,7 +181,7 @@ class UserTable:
 
 
 def build_user_table(spec: FeatureSpec, users: pd.DataFrame, history: pd.DataFrame) -> UserTable:
-    ids = [""] + list(spec.user_ids)
+    ids = ["", *spec.user_ids]
     profile = profile_rows(spec, users, ids)
     profile[0] = 0
     recent = recent_histories(spec, history)

@@ -23,13 +23,15 @@ def sampled_softmax_loss(
     negative_idx: Tensor | None = None,
     negative_log_q: Tensor | None = None,
     in_batch: bool = True,
+    row_weights: Tensor | None = None,
 ) -> Tensor:
     """Mean cross-entropy of each user's positive against in-batch and/or extra negatives.
 
     users, positives: [B, d] (L2-normalised); positive_idx: [B] item indices.
     negatives: [N, d] shared by all rows, negative_idx: [N]. `*_log_q` are the logQ terms of
     each candidate column (None = no correction). A candidate equal to a row's own positive
-    (an "accidental hit") is masked out rather than counted as a negative.
+    (an "accidental hit") is masked out rather than counted as a negative. `row_weights` [B]
+    weight each row's loss (None = plain mean).
     """
     batch = users.shape[0]
     if in_batch:
@@ -53,10 +55,22 @@ def sampled_softmax_loss(
             extra = extra - negative_log_q.unsqueeze(0)
         extra = extra.masked_fill(positive_idx.unsqueeze(1) == negative_idx.unsqueeze(0), float("-inf"))
         logits = torch.cat([logits, extra], dim=1)
-    return F.cross_entropy(logits.float(), labels)
+    return weighted_mean(F.cross_entropy(logits.float(), labels, reduction="none"), row_weights)
 
 
-def full_softmax_loss(users: Tensor, all_items: Tensor, positive_idx: Tensor, inv_temperature: Tensor) -> Tensor:
+def full_softmax_loss(
+    users: Tensor,
+    all_items: Tensor,
+    positive_idx: Tensor,
+    inv_temperature: Tensor,
+    row_weights: Tensor | None = None,
+) -> Tensor:
     """Exact softmax over the whole catalogue (no sampling, so no correction needed)."""
     logits = users @ all_items.T * inv_temperature
-    return F.cross_entropy(logits.float(), positive_idx)
+    return weighted_mean(F.cross_entropy(logits.float(), positive_idx, reduction="none"), row_weights)
+
+
+def weighted_mean(losses: Tensor, weights: Tensor | None) -> Tensor:
+    if weights is None:
+        return losses.mean()
+    return (losses * weights).sum() / weights.sum().clamp(min=1e-12)

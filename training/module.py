@@ -42,6 +42,16 @@ def dense_rows(indptr: Tensor, indices: Tensor, rows: Tensor, n_cols: int) -> Te
 
 
 class TwoTowerModule(L.LightningModule):
+    user_profile: Tensor
+    user_history: Tensor
+    user_history_mask: Tensor
+    item_log_prob: Tensor
+    user_row_weight: Tensor
+    known_indptr: Tensor
+    known_indices: Tensor
+    valid_indptr: Tensor
+    valid_indices: Tensor
+
     def __init__(
         self,
         model: TwoTowerModel,
@@ -63,6 +73,8 @@ class TwoTowerModule(L.LightningModule):
         probs = item_counts.double() / item_counts.sum().clamp(min=1)
         # Floor for items never seen in training: they can only appear as uniform negatives.
         self.register_buffer("item_log_prob", probs.clamp(min=1e-12).log().float())
+        per_user = (known[0][1:] - known[0][:-1]).float().clamp(min=1.0)
+        self.register_buffer("user_row_weight", per_user.pow(-loss.user_weight_power))
         self.register_buffer("known_indptr", known[0])
         self.register_buffer("known_indices", known[1])
         self.register_buffer("valid_indptr", valid[0])
@@ -91,31 +103,40 @@ class TwoTowerModule(L.LightningModule):
         n_items = self.model.config.n_items
         inv_t = 1.0 / self.model.temperature
         cfg = self.loss_cfg
-        if cfg.uniform_negatives < 0:
+        weights = self.user_row_weight[user_idx] if cfg.user_weight_power > 0 else None
+        negatives = torch.randint(0, n_items, (max(cfg.uniform_negatives, 0),), device=self.device)
+        n_b, n_n = target.shape[0], negatives.shape[0]
+        if cfg.uniform_negatives < 0 or n_items <= n_b + n_n + users.history.numel():
+            # Small catalogue: encoding every item once is cheaper than the batch's lookups.
             all_items = self.model.encode_items(torch.arange(n_items, device=self.device))
-            user_vecs = self.model.encode_users(users, all_items[users.history])
-            loss = full_softmax_loss(user_vecs, all_items, target, inv_t)
+            user_vecs = self.model.encode_users(users, item_vectors=all_items)
+            if cfg.uniform_negatives < 0:
+                loss = full_softmax_loss(user_vecs, all_items, target, inv_t, weights)
+                self._log_loss(loss, n_b)
+                return loss
+            positives, negative_vecs = all_items[target], all_items[negatives]
         else:
-            negatives = torch.randint(0, n_items, (cfg.uniform_negatives,), device=self.device)
             # Each distinct item of the batch goes through the item tower once.
             wanted = torch.cat([target, negatives, users.history.reshape(-1)])
             unique, inverse = torch.unique(wanted, return_inverse=True)
             vectors = self.model.encode_items(unique)[inverse]
-            n_b, n_n = target.shape[0], negatives.shape[0]
             positives, negative_vecs = vectors[:n_b], vectors[n_b : n_b + n_n]
             history_vecs = vectors[n_b + n_n :].reshape(*users.history.shape, -1)
-            user_vecs = self.model.encode_users(users, history_vecs)
-            pos_log_q = neg_log_q = None
-            if cfg.logq_correction:
-                pos_log_q = self.item_log_prob[target] + math.log(n_b)
-                neg_log_q = torch.full((n_n,), math.log(max(n_n, 1) / n_items), device=self.device)
-            loss = sampled_softmax_loss(
-                user_vecs, positives, target, inv_t, pos_log_q, negative_vecs, negatives, neg_log_q,
-                in_batch=cfg.in_batch_negatives,
-            )
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=target.shape[0])
-        self.log("temperature", self.model.temperature.detach(), on_step=False, on_epoch=True)
+            user_vecs = self.model.encode_users(users, history_vectors=history_vecs)
+        pos_log_q = neg_log_q = None
+        if cfg.logq_correction:
+            pos_log_q = self.item_log_prob[target] + math.log(n_b)
+            neg_log_q = torch.full((n_n,), math.log(max(n_n, 1) / n_items), device=self.device)
+        loss = sampled_softmax_loss(
+            user_vecs, positives, target, inv_t, pos_log_q, negative_vecs, negatives, neg_log_q,
+            in_batch=cfg.in_batch_negatives, row_weights=weights,
+        )
+        self._log_loss(loss, n_b)
         return loss
+
+    def _log_loss(self, loss: Tensor, batch_size: int) -> None:
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("temperature", self.model.temperature.detach(), on_step=False, on_epoch=True)
 
     # -- validation --
     def on_validation_epoch_start(self) -> None:
@@ -132,7 +153,7 @@ class TwoTowerModule(L.LightningModule):
             self.user_history[user_idx],
             self.user_history_mask[user_idx],
         )
-        scores = (self.model.encode_users(users) @ self._val_items.T).float()
+        scores = (self.model.encode_users(users, item_vectors=self._val_items) @ self._val_items.T).float()
         n_items = scores.shape[1]
         scores = scores.masked_fill(dense_rows(self.known_indptr, self.known_indices, user_idx, n_items),
                                     float("-inf"))
@@ -146,9 +167,13 @@ class TwoTowerModule(L.LightningModule):
         self.val_ndcg.reset()
         self._val_items = None
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self.model.parameters(), lr=self.optim_cfg.lr,
-                                 weight_decay=self.optim_cfg.weight_decay)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optim_cfg.lr,
+                                      weight_decay=self.optim_cfg.weight_decay)
+        if self.optim_cfg.lr_decay >= 1.0:
+            return optimizer
+        schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.optim_cfg.lr_decay)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
 
 def _top_categories(distribution: Tensor, k: int) -> Tensor:

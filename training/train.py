@@ -2,8 +2,9 @@
 
 Public API (the evaluation harness uses the first two; `explainrec train` uses `train`):
 
-    fitted = fit_two_tower(config: TrainConfig, ds: Dataset, split: Split, progress: bool = True)
-        -> FittedTwoTower
+    fitted = fit_two_tower(config: TrainConfig, ds: Dataset, split: Split, progress: bool = True,
+                           work_dir: Path | None = None, text_cache_dir: Path | None = None)
+        -> FittedTwoTower   # best checkpoint by validation NDCG@k, towers on CPU in eval mode
     fitted.score_users(user_ids: Sequence[str], history: pd.DataFrame | None = None) -> torch.Tensor
         # [len(user_ids), n_items] float32 scores, columns = fitted.spec.item_ids order.
         # `history` (user_id, item_id, timestamp[, weight]) is what the user tower reads as each
@@ -14,7 +15,8 @@ Public API (the evaluation harness uses the first two; `explainrec train` uses `
 
     result = train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainResult
         # loads the data named in config.data, fits, writes a bundle under out_root/"bundles".
-        # TrainResult(bundle_dir: Path, metrics: dict[str, float], best_checkpoint: Path)
+        # TrainResult(bundle_dir: Path | None, metrics: dict[str, float], best_checkpoint: Path | None)
+        # bundle_dir is None on non-zero DDP ranks (only rank 0 writes).
 
 The `mf` ablation is the same call with ids only, e.g. configs/ml100k_mf.yaml
 (model.use_content/use_profile/use_history = false).
@@ -23,38 +25,34 @@ The `mf` ablation is the same call with ids only, e.g. configs/ml100k_mf.yaml
 from __future__ import annotations
 
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from embeddings.features import FeatureSpec
-from embeddings.towers import TwoTowerConfig, TwoTowerModel, UserBatch
+from embeddings.towers import TwoTowerConfig, TwoTowerModel
 from explainrec.errors import ConfigError, DataError
-from training.datamodule import csr, pair_indices, validation_users
-from training.features import (
-    build_feature_spec,
-    build_item_features,
-    interests_from_history,
-    pad_histories,
-    profile_rows,
-    recent_histories,
-    text_dim,
-)
+from training.datamodule import TwoTowerDataModule, csr, pair_indices, validation_users
+from training.features import build_feature_spec, build_item_features, build_user_table, text_dim
+from training.fitted import FittedTwoTower
+from training.module import TwoTowerModule
 from training.train_config import DataSection, TrainConfig
+from training.trainer import TimeToBest, build_trainer
 
 if TYPE_CHECKING:
-    import lightning as L
-
     from training.data.schema import Dataset
     from training.data.splits import Split
+
+__all__ = ["FittedTwoTower", "TrainResult", "fit_two_tower", "load_data", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -66,59 +64,8 @@ class TrainResult:
     best_checkpoint: Path | None
 
 
-@dataclass
-class FittedTwoTower:
-    """The best checkpoint's towers (CPU, eval mode) plus what is needed to encode users."""
-
-    model: TwoTowerModel
-    spec: FeatureSpec
-    users: pd.DataFrame  # canonical users table (profiles of every user, cold ones included)
-    train: pd.DataFrame  # training positives, the default history
-    val_metrics: dict[str, float]
-    fit_seconds: float
-    best_checkpoint: Path | None
-    is_global_zero: bool = True
-    history_log: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def item_ids(self) -> list[str]:
-        return list(self.spec.item_ids)
-
-    @torch.no_grad()
-    def item_vectors(self) -> np.ndarray:
-        return self.model.all_item_vectors().float().numpy()
-
-    @torch.no_grad()
-    def user_vectors(
-        self, user_ids: Sequence[str], history: pd.DataFrame | None = None, batch_size: int = 1024
-    ) -> np.ndarray:
-        """[len(user_ids), dim] user-tower vectors; users the model never trained on are encoded
-        from their profile and the given history only."""
-        frame = self.train if history is None else history
-        recent = recent_histories(self.spec, frame)
-        item_vectors = self.model.all_item_vectors()
-        out = []
-        for start in range(0, len(user_ids), batch_size):
-            ids = [str(u) for u in user_ids[start : start + batch_size]]
-            hist, mask = pad_histories([recent.get(u, []) for u in ids], self.spec.max_history)
-            batch_idx = torch.tensor([self.spec.user_index(u) for u in ids], dtype=torch.long)
-            batch = UserBatch(
-                user_idx=batch_idx,
-                profile=profile_rows(self.spec, self.users, ids),
-                interests=interests_from_history(self.model.item_categories, hist, mask),
-                history=hist,
-                history_mask=mask,
-            )
-            out.append(self.model.encode_users(batch, item_vectors[hist]))
-        if not out:
-            return np.zeros((0, self.model.config.dim), dtype=np.float32)
-        return torch.cat(out).float().numpy()
-
-    @torch.no_grad()
-    def score_users(self, user_ids: Sequence[str], history: pd.DataFrame | None = None) -> torch.Tensor:
-        """[len(user_ids), n_items] cosine scores, columns in `item_ids` order, nothing masked."""
-        users = torch.from_numpy(self.user_vectors(user_ids, history))
-        return users @ torch.from_numpy(self.item_vectors()).T
+# Model-section settings that shape training, not the towers (so not in TwoTowerConfig).
+TRAINING_ONLY_MODEL_KEYS = ("item_bias_init",)
 
 
 def model_config_for(config: TrainConfig, spec: FeatureSpec, text_width: int) -> TwoTowerConfig:
@@ -129,69 +76,8 @@ def model_config_for(config: TrainConfig, spec: FeatureSpec, text_width: int) ->
         n_price_buckets=spec.n_price_buckets,
         text_dim=text_width,
         profile_cardinalities=spec.profile_cardinalities,
-        **config.model.model_dump(),
+        **config.model.model_dump(exclude=set(TRAINING_ONLY_MODEL_KEYS)),
     )
-
-
-def _precision(config: TrainConfig) -> str:
-    if config.trainer.precision is not None:
-        return config.trainer.precision
-    on_gpu = torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda")
-    return "bf16-mixed" if on_gpu else "32-true"
-
-
-class _TimeToBest:
-    """Lightning callback: wall seconds from fit start to each improvement of the monitored metric."""
-
-    def __new__(cls, monitor: str) -> Any:
-        import lightning as L
-
-        class TimeToBest(L.Callback):
-            def __init__(self) -> None:
-                self.start = time.perf_counter()
-                self.best = -math.inf
-                self.seconds_to_best = 0.0
-                self.best_epoch = -1
-                self.rows: list[dict[str, float]] = []
-
-            def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-                self.start = time.perf_counter()
-
-            def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-                if trainer.sanity_checking or monitor not in trainer.callback_metrics:
-                    return
-                value = float(trainer.callback_metrics[monitor])
-                elapsed = time.perf_counter() - self.start
-                self.rows.append({"epoch": float(trainer.current_epoch), monitor: value, "seconds": elapsed})
-                if value > self.best:
-                    self.best, self.seconds_to_best, self.best_epoch = value, elapsed, trainer.current_epoch
-
-        return TimeToBest()
-
-
-def build_trainer(config: TrainConfig, work_dir: Path, progress: bool, callbacks: list[Any]) -> L.Trainer:
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
-    monitor = f"val_ndcg@{config.val_k}"
-    t = config.trainer
-    checkpoint = ModelCheckpoint(dirpath=work_dir / "checkpoints", filename="best-{epoch}", monitor=monitor,
-                                 mode="max", save_top_k=1, save_weights_only=True)
-    stopping = EarlyStopping(monitor=monitor, mode="max", patience=t.patience)
-    try:
-        return L.Trainer(
-            accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-            precision=_precision(config),  # type: ignore[arg-type]
-            max_epochs=t.max_epochs, max_steps=-1 if t.max_steps is None else t.max_steps,
-            check_val_every_n_epoch=t.check_val_every_n_epoch, deterministic=t.deterministic,
-            callbacks=[checkpoint, stopping, *callbacks], logger=CSVLogger(work_dir, name="logs"),
-            enable_progress_bar=progress, enable_model_summary=progress, log_every_n_steps=10,
-            num_sanity_val_steps=0, default_root_dir=work_dir,
-        )
-    except (ValueError, RuntimeError) as exc:
-        # Lightning's own message names the bad accelerator / strategy / devices value.
-        raise ConfigError(f"trainer settings rejected: {exc}") from exc
 
 
 def fit_two_tower(
@@ -203,12 +89,6 @@ def fit_two_tower(
     text_cache_dir: Path | None = None,
 ) -> FittedTwoTower:
     """Train on `split.train`, pick the best epoch by validation NDCG@k on `split.valid`."""
-    import lightning as L
-
-    from training.datamodule import TwoTowerDataModule
-    from training.features import build_user_table
-    from training.module import TwoTowerModule
-
     L.seed_everything(config.seed, workers=True, verbose=False)
     work_dir = Path(tempfile.mkdtemp(prefix="explainrec-train-")) if work_dir is None else work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -228,6 +108,13 @@ def fit_two_tower(
         with torch.no_grad():
             model.user_id.weight[~trained] = 0.0
     item_counts = torch.bincount(train_pairs[:, 1], minlength=len(spec.item_ids)).float()
+    if config.model.item_bias and config.model.item_bias_init > 0:
+        # Start the bias coordinate at standardised log-popularity: the softmax would learn it
+        # anyway, slowly, and popularity is the strongest single signal in most catalogues.
+        log_pop = torch.log1p(item_counts)
+        with torch.no_grad():
+            model.item_bias.weight[:, 0] = config.model.item_bias_init * (log_pop - log_pop.mean()) / (
+                log_pop.std() + 1e-6)
     module = TwoTowerModule(
         model, build_user_table(spec, ds.users, split.train), item_counts,
         known=csr(train_pairs, n_rows), valid=csr(valid_pairs, n_rows), features=config.features,
@@ -238,15 +125,17 @@ def fit_two_tower(
         batch_size=config.optim.batch_size, num_workers=config.trainer.num_workers,
     )
     monitor = f"val_ndcg@{config.val_k}"
-    timer = _TimeToBest(monitor)
+    timer = TimeToBest(monitor)
     trainer = build_trainer(config, work_dir, progress, [timer])
+    checkpoint = trainer.checkpoint_callback
+    assert isinstance(checkpoint, ModelCheckpoint)
     log.info("training on %d positives of %d users x %d items", len(train_pairs), n_rows - 1,
              len(spec.item_ids))
     started = time.perf_counter()
     trainer.fit(module, datamodule=data)
     fit_seconds = time.perf_counter() - started
 
-    best_path = Path(trainer.checkpoint_callback.best_model_path) if trainer.checkpoint_callback else None
+    best_path = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     if best_path is not None and best_path.is_file():
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
@@ -255,11 +144,11 @@ def fit_two_tower(
     model = module.model.to("cpu").float().eval()
     metrics = {
         monitor: float(timer.best),
-        "best_epoch": float(timer.best_epoch),
+        "epochs_to_best": float(timer.best_epoch),
         "seconds_to_best": float(timer.seconds_to_best),
         "fit_seconds": float(fit_seconds),
         "epochs": float(trainer.current_epoch),
-        "temperature": float(model.temperature),
+        "temperature": float(model.temperature.detach()),
     }
     return FittedTwoTower(
         model=model, spec=spec, users=ds.users, train=split.train, val_metrics=metrics,
@@ -303,7 +192,7 @@ def train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainRe
     fitted = fit_two_tower(config, ds, split, progress=progress, work_dir=run_dir,
                            text_cache_dir=out_root / "cache" / "text")
     if not fitted.is_global_zero:
-        return TrainResult(bundle_dir=None, metrics=fitted.val_metrics, best_checkpoint=fitted.best_checkpoint)
+        return TrainResult(None, fitted.val_metrics, fitted.best_checkpoint)
     spec = fitted.spec
     contents = BundleContents(
         config=config.model_dump(mode="json"),
@@ -319,4 +208,4 @@ def train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainRe
         dataset_name=ds.name,
     )
     bundle_dir = write_bundle(contents, out_root / "bundles")
-    return TrainResult(bundle_dir=bundle_dir, metrics=fitted.val_metrics, best_checkpoint=fitted.best_checkpoint)
+    return TrainResult(bundle_dir, fitted.val_metrics, fitted.best_checkpoint)

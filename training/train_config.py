@@ -32,34 +32,37 @@ class DataSection(_Section):
 
 
 class FeatureSection(_Section):
-    max_history: int = Field(50, ge=0)
+    max_history: int = Field(default=50, ge=0)
     use_text: bool = True
-    price_buckets: int = Field(8, ge=2)
-    numeric_buckets: int = Field(6, ge=2)
+    price_buckets: int = Field(default=8, ge=2)
+    numeric_buckets: int = Field(default=6, ge=2)
     # Per-item dropout of training histories (besides removing the target item), so the tower
     # learns to recommend from partial histories, as after a few clicks in a fresh session.
-    history_dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    history_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     # Probability that a training row sees no interests / only the top categories as a
     # multi-hot (the shape of a profile form's "interests" answer) instead of the full distribution.
-    interests_dropout: float = Field(0.3, ge=0.0, le=1.0)
-    interests_as_form: float = Field(0.3, ge=0.0, le=1.0)
+    interests_dropout: float = Field(default=0.3, ge=0.0, le=1.0)
+    interests_as_form: float = Field(default=0.3, ge=0.0, le=1.0)
 
 
 class ModelSection(_Section):
     """The tunable part of `embeddings.towers.TwoTowerConfig` (sizes come from the data)."""
 
-    dim: int = Field(64, ge=2)
-    hidden: int = Field(256, ge=2)
-    id_dim: int = Field(64, ge=4)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    dim: int = Field(default=64, ge=2)
+    hidden: int = Field(default=256, ge=2)
+    id_dim: int = Field(default=64, ge=4)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     use_user_id: bool = True
     use_item_id: bool = True
     use_content: bool = True
     use_profile: bool = True
     use_history: bool = True
     history_pooling: Literal["mean", "attention"] = "mean"
-    user_id_dropout: float = Field(0.2, ge=0.0, le=1.0)
-    temperature: float = Field(0.05, gt=0.0)
+    history_item_embedding: bool = False
+    item_bias: bool = False
+    item_bias_init: float = Field(default=0.0, ge=0.0)
+    user_id_dropout: float = Field(default=0.2, ge=0.0, le=1.0)
+    temperature: float = Field(default=0.05, gt=0.0)
     learn_temperature: bool = True
 
 
@@ -69,27 +72,33 @@ class LossSection(_Section):
     logq_correction: bool = True
     # Extra negatives drawn uniformly from the catalogue per batch (shared by all rows);
     # -1 uses the whole catalogue (exact softmax, affordable for small catalogues).
-    uniform_negatives: int = Field(0, ge=-1)
+    uniform_negatives: int = Field(default=0, ge=-1)
     in_batch_negatives: bool = True
+    # Weight each (user, item) row by n_user^-power: 0 lets heavy users dominate (one row per
+    # positive), 1 gives every user equal total weight, as the per-user ranking metrics do.
+    user_weight_power: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class OptimSection(_Section):
-    lr: float = Field(2e-3, gt=0.0)
-    weight_decay: float = Field(1e-4, ge=0.0)
-    batch_size: int = Field(512, ge=2)
+    lr: float = Field(default=2e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    batch_size: int = Field(default=512, ge=2)
+    # Multiply the learning rate by this after every epoch (1.0 = constant); a decaying rate
+    # settles the noisy epoch-to-epoch validation swings of a constant one.
+    lr_decay: float = Field(default=1.0, gt=0.0, le=1.0)
 
 
 class TrainerSection(_Section):
-    max_epochs: int = Field(30, ge=1)
-    patience: int = Field(5, ge=1)
+    max_epochs: int = Field(default=30, ge=1)
+    patience: int = Field(default=5, ge=1)
     accelerator: str = "auto"
     devices: int | str = "auto"
-    num_nodes: int = Field(1, ge=1)
+    num_nodes: int = Field(default=1, ge=1)
     strategy: str = "auto"
     # None picks bf16-mixed on a GPU and 32-true on a CPU.
     precision: str | None = None
-    num_workers: int = Field(0, ge=0)
-    check_val_every_n_epoch: int = Field(1, ge=1)
+    num_workers: int = Field(default=0, ge=0)
+    check_val_every_n_epoch: int = Field(default=1, ge=1)
     # Stop after this many optimiser steps (tests, smoke runs); None = no limit.
     max_steps: int | None = None
     # Validation users are subsampled to this many (full ranking is per user); None = all.
@@ -107,4 +116,4 @@ class TrainConfig(_Section):
     optim: OptimSection = OptimSection()
     trainer: TrainerSection = TrainerSection()
     # Rank cut-off of the validation metric that picks the best checkpoint.
-    val_k: int = Field(10, ge=1)
+    val_k: int = Field(default=10, ge=1)

@@ -27,15 +27,21 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"EXPLAINREC_DATABASE_URL is not a valid database URL: {exc}") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the folder of the SQLite database {parsed.database}: {exc}"
+                ) from exc
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # Plain postgresql:// would pick psycopg2, which is not installed; psycopg 3 is.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                         connect_args={"connect_timeout": 5})
+    return create_engine(
+        parsed, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args={"connect_timeout": 5}
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,7 +6,7 @@ Run by hand with:  alembic -c backend/alembic.ini -x url=sqlite:///artifacts/exp
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from backend.db.models import Base
 
@@ -19,16 +19,20 @@ def run_migrations() -> None:
         _run(connection)
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or context.config.get_main_option(
-        "sqlalchemy.url")
+        "sqlalchemy.url"
+    )
     if not url:
         raise SystemExit("pass the database with -x url=...")
     with create_engine(url).begin() as conn:
         _run(conn)
 
 
-def _run(connection: object) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata,  # type: ignore[arg-type]
-                      render_as_batch=True)
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

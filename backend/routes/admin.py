@@ -16,9 +16,15 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ERROR_RESPO
 
 
 class ReloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}, {"version": "20261128T044255Z-99e47c"}]})
-    version: str | None = Field(default=None, min_length=1, max_length=100,
-                                description="A version directory under the bundles root; default: LATEST.")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{}, {"version": "20261128T044255Z-99e47c"}]}
+    )
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="A version directory under the bundles root; default: LATEST.",
+    )
 
 
 class ReloadResponse(BaseModel):
@@ -28,7 +34,9 @@ class ReloadResponse(BaseModel):
 
 
 @router.post("/reload", response_model=ReloadResponse, summary="Load a bundle and swap it in atomically")
-async def reload_bundle(principal: PrincipalDep, state: StateDep, body: ReloadRequest | None = None) -> ReloadResponse:
+async def reload_bundle(
+    principal: PrincipalDep, state: StateDep, body: ReloadRequest | None = None
+) -> ReloadResponse:
     principal.require_scope("admin")
     previous = state.recommender.version if state.recommender else None
     try:
@@ -38,4 +46,6 @@ async def reload_bundle(principal: PrincipalDep, state: StateDep, body: ReloadRe
         serving = f"still serving {previous}" if previous else "nothing is being served"
         raise HTTPException(422, f"bundle refused: {exc}; {serving}") from exc
     assert state.loaded_at is not None
-    return ReloadResponse(model_version=recommender.version, previous_version=previous, loaded_at=state.loaded_at)
+    return ReloadResponse(
+        model_version=recommender.version, previous_version=previous, loaded_at=state.loaded_at
+    )

@@ -41,9 +41,18 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,39}$")
 
 
 class SignupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "username": "ada", "password": "correct horse battery", "profile": {
-            "age": 31, "gender": "F", "occupation": "engineer", "interests": ["Books"]}}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "ada",
+                    "password": "correct horse battery",
+                    "profile": {"age": 31, "gender": "F", "occupation": "engineer", "interests": ["Books"]},
+                }
+            ]
+        },
+    )
 
     username: str = Field(min_length=3, max_length=40, description="Becomes the shopper's user_id.")
     password: str = Field(min_length=8, max_length=128)
@@ -58,8 +67,10 @@ class SignupRequest(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"username": "ada", "password": "correct horse battery"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"username": "ada", "password": "correct horse battery"}]},
+    )
     username: str = Field(min_length=1, max_length=40)
     password: str = Field(min_length=1, max_length=128)
 
@@ -70,9 +81,18 @@ class DemoLoginRequest(BaseModel):
 
 
 class SessionResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "user_id": "ada", "csrf_token": "3q2-...", "known_to_model": False,
-        "profile": {"age": 31, "gender": "F", "interests": ["Books"]}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "ada",
+                    "csrf_token": "3q2-...",
+                    "known_to_model": False,
+                    "profile": {"age": 31, "gender": "F", "interests": ["Books"]},
+                }
+            ]
+        }
+    )
     user_id: str
     csrf_token: str
     known_to_model: bool
@@ -91,45 +111,88 @@ class DemoUsersResponse(BaseModel):
 
 
 def _profile_out(user: UserRecord) -> ProfileOut:
-    return ProfileOut(age=user.age, gender=user.gender, occupation=user.occupation, location=user.location,
-                      interests=list(user.interests))
+    return ProfileOut(
+        age=user.age,
+        gender=user.gender,
+        occupation=user.occupation,
+        location=user.location,
+        interests=list(user.interests),
+    )
 
 
-def _start_session(response: Response, user: UserRecord, store: StoreDep, settings: Settings,
-                   known: bool) -> SessionResponse:
+def _start_session(
+    response: Response, user: UserRecord, store: StoreDep, settings: Settings, known: bool
+) -> SessionResponse:
     ttl = timedelta(hours=settings.session_ttl_hours)
     token, csrf, _ = store.create_session(user.pk, ttl)
     max_age = int(ttl.total_seconds())
-    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, httponly=True, samesite="lax",
-                        secure=settings.cookie_secure, path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
     # Readable on purpose: the UI copies it into X-CSRF-Token (double submit).
-    response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="lax",
-                        secure=settings.cookie_secure, path="/")
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        max_age=max_age,
+        httponly=False,
+        samesite="lax",
+        secure=settings.cookie_secure,
+        path="/",
+    )
     response.headers["Cache-Control"] = "no-store"
-    return SessionResponse(user_id=user.user_id, csrf_token=csrf, known_to_model=known, profile=_profile_out(user))
+    return SessionResponse(
+        user_id=user.user_id, csrf_token=csrf, known_to_model=known, profile=_profile_out(user)
+    )
 
 
-@router.post("/signup", response_model=SessionResponse, status_code=201, summary="Create an account and sign in")
-def signup(request: Request, response: Response, body: SignupRequest, state: StateDep, store: StoreDep,
-           settings: SettingsDep, recommender: RecommenderDep) -> SessionResponse:
+@router.post(
+    "/signup", response_model=SessionResponse, status_code=201, summary="Create an account and sign in"
+)
+def signup(
+    request: Request,
+    response: Response,
+    body: SignupRequest,
+    state: StateDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    recommender: RecommenderDep,
+) -> SessionResponse:
     limit(state, "auth", "ip:" + client_ip(request))
     if recommender.knows_user(body.username):
         raise HTTPException(409, f"username {body.username!r} is taken")
     unknown = [c for c in body.profile.clean_interests() if c not in recommender.catalogue.categories]
     if unknown:
-        raise HTTPException(422, f"unknown interest categories {unknown[:5]}; "
-                                 f"known: {recommender.catalogue.categories}")
+        raise HTTPException(
+            422, f"unknown interest categories {unknown[:5]}; known: {recommender.catalogue.categories}"
+        )
     try:
-        user = store.create_user(body.username, body.profile.profile_fields(), body.profile.clean_interests(),
-                                 security.hash_password(body.password))
+        user = store.create_user(
+            body.username,
+            body.profile.profile_fields(),
+            body.profile.clean_interests(),
+            security.hash_password(body.password),
+        )
     except UserExistsError as exc:
         raise HTTPException(409, f"username {body.username!r} is taken") from exc
     return _start_session(response, user, store, settings, known=False)
 
 
 @router.post("/login", response_model=SessionResponse, summary="Sign in with username and password")
-def login(request: Request, response: Response, body: LoginRequest, state: StateDep, store: StoreDep,
-          settings: SettingsDep, recommender: RecommenderDep) -> SessionResponse:
+def login(
+    request: Request,
+    response: Response,
+    body: LoginRequest,
+    state: StateDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    recommender: RecommenderDep,
+) -> SessionResponse:
     limit(state, "auth", "ip:" + client_ip(request))
     found = store.user_with_password_hash(body.username)
     if not security.verify_password(found[1] if found else None, body.password) or found is None:
@@ -150,18 +213,32 @@ def logout(request: Request, response: Response, principal: MaybePrincipalDep, s
     return out
 
 
-@router.get("/me", response_model=SessionResponse, summary="The signed-in shopper (and a fresh copy of the CSRF token)")
+@router.get(
+    "/me",
+    response_model=SessionResponse,
+    summary="The signed-in shopper (and a fresh copy of the CSRF token)",
+)
 def me(principal: PrincipalDep, recommender: RecommenderDep) -> SessionResponse:
     if principal.user is None or principal.csrf_token is None:
         raise HTTPException(401, "no shopper is signed in (API keys have no session)")
-    return SessionResponse(user_id=principal.user.user_id, csrf_token=principal.csrf_token,
-                           known_to_model=recommender.knows_user(principal.user.user_id),
-                           profile=_profile_out(principal.user))
+    return SessionResponse(
+        user_id=principal.user.user_id,
+        csrf_token=principal.csrf_token,
+        known_to_model=recommender.knows_user(principal.user.user_id),
+        profile=_profile_out(principal.user),
+    )
 
 
 @router.post("/demo", response_model=SessionResponse, summary="Demo mode only: sign in as a model shopper")
-def demo_login(request: Request, response: Response, body: DemoLoginRequest, state: StateDep, store: StoreDep,
-               settings: SettingsDep, recommender: RecommenderDep) -> SessionResponse:
+def demo_login(
+    request: Request,
+    response: Response,
+    body: DemoLoginRequest,
+    state: StateDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    recommender: RecommenderDep,
+) -> SessionResponse:
     if not settings.demo_mode:
         raise HTTPException(404, "demo sign-in is off (set EXPLAINREC_DEMO_MODE=true)")
     limit(state, "auth", "ip:" + client_ip(request))
@@ -181,8 +258,11 @@ def demo_login(request: Request, response: Response, body: DemoLoginRequest, sta
 
 
 @router.get("/demo-users", response_model=DemoUsersResponse, summary="Demo mode only: shoppers to pick from")
-def demo_users(settings: SettingsDep, recommender: RecommenderDep,
-               limit_: Annotated[int, Query(alias="limit", ge=1, le=100)] = 12) -> DemoUsersResponse:
+def demo_users(
+    settings: SettingsDep,
+    recommender: RecommenderDep,
+    limit_: Annotated[int, Query(alias="limit", ge=1, le=100)] = 12,
+) -> DemoUsersResponse:
     if not settings.demo_mode:
         raise HTTPException(404, "demo sign-in is off (set EXPLAINREC_DEMO_MODE=true)")
     labels = recommender.segments.labels
@@ -196,6 +276,14 @@ def demo_users(settings: SettingsDep, recommender: RecommenderDep,
             if members and len(rows) < limit_:
                 rows.append(members.pop(0))
     ids = recommender.spec.user_ids
-    return DemoUsersResponse(users=[
-        DemoUser(user_id=ids[r], segment=int(labels[r]), segment_name=recommender.segment_names[int(labels[r])],
-                 history_size=len(recommender.bundle_history(ids[r]))) for r in rows])
+    return DemoUsersResponse(
+        users=[
+            DemoUser(
+                user_id=ids[r],
+                segment=int(labels[r]),
+                segment_name=recommender.segment_names[int(labels[r])],
+                history_size=len(recommender.bundle_history(ids[r])),
+            )
+            for r in rows
+        ]
+    )

@@ -26,17 +26,33 @@ KeyStr = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[\x21-\x7e
 
 
 class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"user_id": "u00", "item_id": "i14", "event": "like"},
-        {"user_id": "u00", "item_id": "i21", "event": "rating", "value": 5, "timestamp": "2026-11-28T10:00:00Z",
-         "idempotency_key": "c0ffee-1"},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"user_id": "u00", "item_id": "i14", "event": "like"},
+                {
+                    "user_id": "u00",
+                    "item_id": "i21",
+                    "event": "rating",
+                    "value": 5,
+                    "timestamp": "2026-11-28T10:00:00Z",
+                    "idempotency_key": "c0ffee-1",
+                },
+            ]
+        },
+    )
 
     user_id: str = Field(min_length=1, max_length=64)
     item_id: str = Field(min_length=1, max_length=64)
     event: EventType
-    value: float | None = Field(default=None, ge=-1e9, le=1e9, allow_inf_nan=False,
-                                description="Rating (required for 'rating', 0..10) or an amount.")
+    value: float | None = Field(
+        default=None,
+        ge=-1e9,
+        le=1e9,
+        allow_inf_nan=False,
+        description="Rating (required for 'rating', 0..10) or an amount.",
+    )
     timestamp: datetime | None = Field(default=None, description="When it happened; default now (UTC).")
     idempotency_key: KeyStr | None = Field(default=None, description="Or send the Idempotency-Key header.")
 
@@ -57,13 +73,21 @@ class FeedbackResponse(BaseModel):
     duplicate: bool = Field(description="True when this idempotency key was already stored.")
     effect: Literal["positive", "dismiss", "recorded"] = Field(
         description="positive: added to the shopper's history; dismiss: the item is no longer "
-                    "recommended to them; recorded: stored only (e.g. a low rating).")
+        "recommended to them; recorded: stored only (e.g. a low rating)."
+    )
     model_version: str
 
 
-@router.post("", response_model=FeedbackResponse, status_code=201, summary="Record feedback on an item",
-             responses={200: {"model": FeedbackResponse, "description": "Replay of a stored idempotency key."},
-                        409: {"model": ERROR_RESPONSES[400]["model"], "description": "Key reused for another event."}})
+@router.post(
+    "",
+    response_model=FeedbackResponse,
+    status_code=201,
+    summary="Record feedback on an item",
+    responses={
+        200: {"model": FeedbackResponse, "description": "Replay of a stored idempotency key."},
+        409: {"model": ERROR_RESPONSES[400]["model"], "description": "Key reused for another event."},
+    },
+)
 def post_feedback(
     request: Request,
     response: Response,
@@ -78,16 +102,26 @@ def post_feedback(
     limit(state, "feedback", principal.label)
     principal.require_user(body.user_id, "feedback")
     if recommender.item(body.item_id) is None:
-        raise HTTPException(422, f"unknown item id {body.item_id!r}: feedback is only accepted for catalogue items")
-    if not recommender.knows_user(body.user_id) and principal.kind == "api_key" \
-            and store.get_user(body.user_id) is None and "admin" not in principal.scopes:
-        raise HTTPException(404, f"unknown user id {body.user_id!r}; writing for a new user needs the admin scope")
+        raise HTTPException(
+            422, f"unknown item id {body.item_id!r}: feedback is only accepted for catalogue items"
+        )
+    if (
+        not recommender.knows_user(body.user_id)
+        and principal.kind == "api_key"
+        and store.get_user(body.user_id) is None
+        and "admin" not in principal.scopes
+    ):
+        raise HTTPException(
+            404, f"unknown user id {body.user_id!r}; writing for a new user needs the admin scope"
+        )
     key = idempotency_key or body.idempotency_key
     timestamp = body.timestamp
     if timestamp is not None and timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
     try:
-        record, created = store.add_feedback(body.user_id, body.item_id, body.event, body.value, timestamp, key)
+        record, created = store.add_feedback(
+            body.user_id, body.item_id, body.event, body.value, timestamp, key
+        )
     except IdempotencyConflictError as exc:
         raise HTTPException(409, f"idempotency key {key!r} was already used for a different event") from exc
     if created:
@@ -98,9 +132,20 @@ def post_feedback(
     shopper, _, _ = load_shopper(store, body.user_id)
     recommender.fold_in(shopper)
     effect: Literal["positive", "dismiss", "recorded"] = (
-        "dismiss" if record.event == "dismiss" else "positive" if is_positive(record.event, record.value)
-        else "recorded")
-    return FeedbackResponse(id=record.id, user_id=record.user_id, item_id=record.item_id,
-                            event=record.event,  # type: ignore[arg-type]
-                            value=record.value, timestamp=record.timestamp, duplicate=not created, effect=effect,
-                            model_version=recommender.version)
+        "dismiss"
+        if record.event == "dismiss"
+        else "positive"
+        if is_positive(record.event, record.value)
+        else "recorded"
+    )
+    return FeedbackResponse(
+        id=record.id,
+        user_id=record.user_id,
+        item_id=record.item_id,
+        event=record.event,  # type: ignore[arg-type]
+        value=record.value,
+        timestamp=record.timestamp,
+        duplicate=not created,
+        effect=effect,
+        model_version=recommender.version,
+    )

@@ -31,8 +31,12 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, summary="Readiness: a bundle is served and the database answers",
-            responses={503: {"model": Readiness, "description": "Not ready; `detail` says why."}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: a bundle is served and the database answers",
+    responses={503: {"model": Readiness, "description": "Not ready; `detail` says why."}},
+)
 def readyz(state: StateDep) -> JSONResponse:
     try:
         state.store.ping()
@@ -45,8 +49,13 @@ def readyz(state: StateDep) -> JSONResponse:
         problems.append(f"no bundle loaded: {state.last_load_error or 'not loaded yet'}")
     if database != "ok":
         problems.append(f"database {database}")
-    body = Readiness(status="ready" if not problems else "not ready", model_version=version, database=database,
-                     last_reload_error=state.last_load_error, detail="; ".join(problems) or None)
+    body = Readiness(
+        status="ready" if not problems else "not ready",
+        model_version=version,
+        database=database,
+        last_reload_error=state.last_load_error,
+        detail="; ".join(problems) or None,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if not problems else 503)
 
 

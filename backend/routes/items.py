@@ -19,8 +19,11 @@ ItemIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class ItemListResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"total": 1, "offset": 0, "items": [ITEM_EXAMPLE],
-                                                               "categories": ["Books", "Games"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"total": 1, "offset": 0, "items": [ITEM_EXAMPLE], "categories": ["Books", "Games"]}]
+        }
+    )
     total: int
     offset: int
     items: list[ItemOut]
@@ -28,8 +31,11 @@ class ItemListResponse(BaseModel):
 
 
 class ItemDetail(ItemOut):
-    model_config = ConfigDict(json_schema_extra={"examples": [{**ITEM_EXAMPLE, "popularity": 6,
-                                                               "attributes": {"description": "A board game."}}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**ITEM_EXAMPLE, "popularity": 6, "attributes": {"description": "A board game."}}]
+        }
+    )
     popularity: int
     attributes: dict[str, Any]
 
@@ -49,8 +55,12 @@ def list_items(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ItemListResponse:
     total, items = recommender.search_items(q, category, limit, offset)
-    return ItemListResponse(total=total, offset=offset, items=[ItemOut.of(i) for i in items],
-                            categories=recommender.catalogue.categories)
+    return ItemListResponse(
+        total=total,
+        offset=offset,
+        items=[ItemOut.of(i) for i in items],
+        categories=recommender.catalogue.categories,
+    )
 
 
 @router.get("/{item_id}", response_model=ItemDetail, summary="One item's details")
@@ -58,15 +68,26 @@ def get_item(item_id: ItemIdPath, recommender: RecommenderDep) -> ItemDetail:
     item = recommender.item(item_id)
     if item is None:
         raise HTTPException(404, f"unknown item id {item_id!r}")
-    return ItemDetail(item_id=item.item_id, title=item.title, categories=item.categories, price=item.price,
-                      popularity=int(recommender.catalogue.users_per_item[item.index]),
-                      attributes=item.attributes)
+    return ItemDetail(
+        item_id=item.item_id,
+        title=item.title,
+        categories=item.categories,
+        price=item.price,
+        popularity=int(recommender.catalogue.users_per_item[item.index]),
+        attributes=item.attributes,
+    )
 
 
-@router.get("/{item_id}/similar", response_model=SimilarResponse, summary="Nearest items in the item tower's space")
-def similar_items(item_id: ItemIdPath, recommender: RecommenderDep,
-                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> SimilarResponse:
+@router.get(
+    "/{item_id}/similar", response_model=SimilarResponse, summary="Nearest items in the item tower's space"
+)
+def similar_items(
+    item_id: ItemIdPath, recommender: RecommenderDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+) -> SimilarResponse:
     if recommender.item(item_id) is None:
         raise HTTPException(404, f"unknown item id {item_id!r}")
-    return SimilarResponse(item_id=item_id, model_version=recommender.version,
-                           items=[ScoredItemOut.scored(s) for s in recommender.similar(item_id, k)])
+    return SimilarResponse(
+        item_id=item_id,
+        model_version=recommender.version,
+        items=[ScoredItemOut.scored(s) for s in recommender.similar(item_id, k)],
+    )

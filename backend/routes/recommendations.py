@@ -20,19 +20,40 @@ IdStr = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class RecommendationResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "user_id": "u00", "model_version": "20261128T044255Z-99e47c", "strategy": "personalized",
-        "cold_start": False, "segment": {"id": 0, "name": "Games & Books"},
-        "items": [{**ITEM_EXAMPLE, "score": 0.205, "explanation": {
-            "text": 'Recommended because you liked "Bright Novel 5".', "source": "template",
-            "evidence": {"item_id": "i14", "history_items": [{"item_id": "i05", "title": "Bright Novel 5"}]}}}],
-    }]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "u00",
+                    "model_version": "20261128T044255Z-99e47c",
+                    "strategy": "personalized",
+                    "cold_start": False,
+                    "segment": {"id": 0, "name": "Games & Books"},
+                    "items": [
+                        {
+                            **ITEM_EXAMPLE,
+                            "score": 0.205,
+                            "explanation": {
+                                "text": 'Recommended because you liked "Bright Novel 5".',
+                                "source": "template",
+                                "evidence": {
+                                    "item_id": "i14",
+                                    "history_items": [{"item_id": "i05", "title": "Bright Novel 5"}],
+                                },
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     user_id: str | None
     model_version: str
     strategy: Literal["personalized", "cold-start", "popularity"] = Field(
         description="personalized: known to the model (folded in with fresh feedback); cold-start: from a "
-                    "profile, interests or feedback only; popularity: nothing known about the user.")
+        "profile, interests or feedback only; popularity: nothing known about the user."
+    )
     cold_start: bool
     segment: SegmentRef | None
     items: list[ScoredItemOut]
@@ -40,10 +61,13 @@ class RecommendationResponse(BaseModel):
 
 def to_response(result: RecResult) -> RecommendationResponse:
     return RecommendationResponse(
-        user_id=result.user_id, model_version=result.model_version, strategy=result.strategy,
+        user_id=result.user_id,
+        model_version=result.model_version,
+        strategy=result.strategy,
         cold_start=result.strategy != "personalized",
         segment=SegmentRef(id=result.segment_id, name=result.segment_name or "")
-        if result.segment_id is not None else None,
+        if result.segment_id is not None
+        else None,
         items=[ScoredItemOut.scored(s) for s in result.items],
     )
 
@@ -61,18 +85,21 @@ def recommendations(
     principal: PrincipalDep,
     recommender: RecommenderDep,
     store: StoreDep,
-    user_id: Annotated[str | None, Query(min_length=1, max_length=64,
-                                         description="Defaults to the signed-in shopper.")] = None,
+    user_id: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Defaults to the signed-in shopper.")
+    ] = None,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     explain: bool = False,
     exclude_seen: bool = True,
-    category: Annotated[list[str] | None, Query(max_length=50,
-                                                description="Only items in any of these categories.")] = None,
+    category: Annotated[
+        list[str] | None, Query(max_length=50, description="Only items in any of these categories.")
+    ] = None,
     min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-    exclude: Annotated[list[str] | None, Query(max_length=500,
-                                               description="Item ids to leave out (repeat or comma-separate).")]
-    = None,
+    exclude: Annotated[
+        list[str] | None,
+        Query(max_length=500, description="Item ids to leave out (repeat or comma-separate)."),
+    ] = None,
 ) -> RecommendationResponse:
     if user_id is None:
         if principal.user is None:
@@ -82,17 +109,34 @@ def recommendations(
     excluded = [part.strip() for value in exclude or [] for part in value.split(",") if part.strip()]
     filters = SearchFilters(categories=category or None, min_price=min_price, max_price=max_price)
     shopper, _, _ = load_shopper(store, user_id)
-    result = recommender.recommend(shopper, RecQuery(k=k, explain=explain, exclude_seen=exclude_seen,
-                                                     filters=filters, exclude_item_ids=excluded))
+    result = recommender.recommend(
+        shopper,
+        RecQuery(k=k, explain=explain, exclude_seen=exclude_seen, filters=filters, exclude_item_ids=excluded),
+    )
     _count_explanations(request, result)
     return to_response(result)
 
 
 class ColdStartRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "profile": {"age": 31, "gender": "F", "occupation": "engineer", "location": "north",
-                    "interests": ["Garden"]},
-        "liked_items": ["i21"], "k": 10, "explain": True}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "profile": {
+                        "age": 31,
+                        "gender": "F",
+                        "occupation": "engineer",
+                        "location": "north",
+                        "interests": ["Garden"],
+                    },
+                    "liked_items": ["i21"],
+                    "k": 10,
+                    "explain": True,
+                }
+            ]
+        },
+    )
 
     profile: ProfileIn = Field(default_factory=ProfileIn)
     liked_items: list[IdStr] = Field(default_factory=list, max_length=200)
@@ -100,13 +144,22 @@ class ColdStartRequest(BaseModel):
     explain: bool = True
 
 
-@router.post("/cold-start", response_model=RecommendationResponse,
-             summary="Picks for a new shopper from a profile form (nothing is stored)")
-def cold_start(request: Request, body: ColdStartRequest, recommender: RecommenderDep) -> RecommendationResponse:
+@router.post(
+    "/cold-start",
+    response_model=RecommendationResponse,
+    summary="Picks for a new shopper from a profile form (nothing is stored)",
+)
+def cold_start(
+    request: Request, body: ColdStartRequest, recommender: RecommenderDep
+) -> RecommendationResponse:
     # Reads nothing stored and writes nothing, so anonymous callers may use it (the signup page does).
     recommender.item_indices(body.liked_items, "liked_items")
-    shopper = Shopper(None, body.profile.profile_fields(), body.profile.clean_interests(),
-                      [Feedback(i, item, "like") for i, item in enumerate(body.liked_items)])
+    shopper = Shopper(
+        None,
+        body.profile.profile_fields(),
+        body.profile.clean_interests(),
+        [Feedback(i, item, "like") for i, item in enumerate(body.liked_items)],
+    )
     result = recommender.recommend(shopper, RecQuery(k=body.k, explain=body.explain))
     _count_explanations(request, result)
     return to_response(result)

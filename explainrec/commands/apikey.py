@@ -1,7 +1,7 @@
 """`explainrec apikey create`: a new API key, printed once and stored hashed.
 
-    explainrec apikey create --scopes read,feedback --name shop-frontend
-    EXPLAINREC_DATABASE_URL=postgresql://... explainrec apikey create --scopes admin
+explainrec apikey create --scopes read,feedback --name shop-frontend
+EXPLAINREC_DATABASE_URL=postgresql://... explainrec apikey create --scopes admin
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create = sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--scopes", default="read", help="comma-separated: read,feedback,admin")
     create.add_argument("--name", default="api client", help="a label to recognise the key by")
-    create.add_argument("--workdir", type=Path, help="artifacts folder holding explainrec.db; default ./artifacts")
+    create.add_argument(
+        "--workdir", type=Path, help="artifacts folder holding explainrec.db; default ./artifacts"
+    )
     create.add_argument("--database-url", help="default: EXPLAINREC_DATABASE_URL or <workdir>/explainrec.db")
 
 
@@ -29,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     unknown = sorted(set(scopes) - set(SCOPES))
     if not scopes or unknown:
-        raise ConfigError(f"--scopes must be a comma-separated subset of {','.join(SCOPES)}; got {args.scopes!r}")
+        raise ConfigError(
+            f"--scopes must be a comma-separated subset of {','.join(SCOPES)}; got {args.scopes!r}"
+        )
     overrides: dict[str, object] = {}
     if args.workdir is not None:
         overrides["workdir"] = args.workdir
@@ -41,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     key, record = Store(make_session_factory(engine)).create_api_key(args.name[:128], scopes)
     engine.dispose()
     print(key)
-    print(f"created API key #{record.id} {record.name!r} with scopes {','.join(sorted(record.scopes))}; "
-          "it is shown only now (the database keeps its sha256). Send it as the X-API-Key header.",
-          file=sys.stderr)
+    print(
+        f"created API key #{record.id} {record.name!r} with scopes {','.join(sorted(record.scopes))}; "
+        "it is shown only now (the database keeps its sha256). Send it as the X-API-Key header.",
+        file=sys.stderr,
+    )
     return 0

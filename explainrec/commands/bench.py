@@ -1,8 +1,9 @@
-"""`explainrec bench index|serve|train`: measured numbers for the docs, written as JSON.
+"""`explainrec bench index|fold-in|serve|train`: measured numbers for the docs, written as JSON.
 
     explainrec bench index --items 1000000 --dim 64 --json artifacts/bench/index.json
+    explainrec bench fold-in --bundle artifacts/bundles --json artifacts/bench/fold-in.json
 
-`index` lives in `embeddings.benchmark`; `serve` and `train` are provided by
+`index` and `fold-in` live in `embeddings.benchmark`; `serve` and `train` are provided by
 `backend.bench_serve` and `training.bench_train`, each with `add_arguments(parser)` and
 `run(args) -> int`, and are loaded only when chosen.
 """
@@ -32,10 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     index.add_argument("--queries", type=int, default=1000, help="single queries timed on the index")
     index.add_argument("--exact-queries", type=int, default=200, help="single queries timed on exact search")
     index.add_argument("--kind", choices=["auto", "flat", "ivf", "hnsw"], default="auto")
-    index.add_argument("--spread", type=float, default=1.0,
-                       help="cluster noise relative to the centres (default 1.0; ~2 is near-uniform)")
+    index.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="cluster noise relative to the centres (default 1.0; ~2 is near-uniform)",
+    )
     index.add_argument("--seed", type=int, default=0)
     index.add_argument("--json", type=Path, default=None, help="write the result here")
+    fold = sub.add_parser("fold-in", help="latency of fold-in and cold-start user vectors from a bundle")
+    fold.add_argument("--bundle", type=Path, required=True, help="a bundle version dir or bundles root")
+    fold.add_argument("--calls", type=int, default=300)
+    fold.add_argument("--json", type=Path, default=None, help="write the result here")
     for name, (module, help_text) in DELEGATED.items():
         delegated = sub.add_parser(name, help=help_text, description=help_text)
         provider = _provider(module)
@@ -57,12 +66,16 @@ def _provider(module: str) -> ModuleType | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bench == "fold-in":
+        return _run_fold_in(args)
     if args.bench != "index":
         module = DELEGATED[args.bench][0]
         provider = _provider(module)
         if provider is None:
-            raise ConfigError(f"`explainrec bench {args.bench}` needs the module {module}, which is not installed "
-                              "in this checkout yet")
+            raise ConfigError(
+                f"`explainrec bench {args.bench}` needs the module {module}, which is not installed "
+                "in this checkout yet"
+            )
         return int(provider.run(args) or 0)
     return _run_index(args)
 
@@ -72,13 +85,36 @@ def _run_index(args: argparse.Namespace) -> int:
     from embeddings.retrieval import IndexOptions
 
     if args.items < 10 or args.dim < 2 or args.queries < 1 or args.exact_queries < 1 or args.spread <= 0:
-        raise ConfigError("--items must be >= 10, --dim >= 2, --queries and --exact-queries >= 1, --spread > 0")
-    result = bench_index(args.items, args.dim, seed=args.seed, n_queries=args.queries,
-                         n_exact_queries=args.exact_queries, options=IndexOptions(kind=args.kind, seed=args.seed), spread=args.spread,
-                         log=lambda m: print(m, flush=True))
+        raise ConfigError(
+            "--items must be >= 10, --dim >= 2, --queries and --exact-queries >= 1, --spread > 0"
+        )
+    result = bench_index(
+        args.items,
+        args.dim,
+        seed=args.seed,
+        n_queries=args.queries,
+        n_exact_queries=args.exact_queries,
+        options=IndexOptions(kind=args.kind, seed=args.seed),
+        spread=args.spread,
+        log=lambda m: print(m, flush=True),
+    )
+    _report(result, args.json)
+    return 0
+
+
+def _run_fold_in(args: argparse.Namespace) -> int:
+    from embeddings.benchmark import bench_fold_in
+    from embeddings.bundle import Bundle
+
+    if args.calls < 1:
+        raise ConfigError("--calls must be >= 1")
+    _report(bench_fold_in(Bundle.load(args.bundle), n_calls=args.calls), args.json)
+    return 0
+
+
+def _report(result: dict[str, object], out: Path | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", "utf-8")
-    return 0
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", "utf-8")

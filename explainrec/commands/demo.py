@@ -26,10 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["demo", "movielens"], default="demo")
     parser.add_argument("--path", type=Path, help="movielens: the unzipped release folder (e.g. ml-100k)")
     parser.add_argument("--workdir", type=Path, default=Path("artifacts"))
-    parser.add_argument("--config", type=Path, help="training config YAML; default configs/demo.yaml or "
-                                                    "configs/ml100k.yaml when present")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a training config value, e.g. trainer.max_epochs=5")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="training config YAML; default configs/demo.yaml or configs/ml100k.yaml when present",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training config value, e.g. trainer.max_epochs=5",
+    )
     parser.add_argument("--retrain", action="store_true", help="train a new bundle even if one is reusable")
     parser.add_argument("--no-serve", action="store_true", help="stop after the bundle is ready")
     parser.add_argument("--host", default="127.0.0.1")
@@ -51,10 +60,13 @@ def prepare(dataset: str, path: Path | None, data_dir: Path, start: float) -> No
     if dataset == "movielens" and path is None:
         raise ConfigError("--dataset movielens needs --path to the unzipped MovieLens folder")
     _say(f"preparing the {dataset} data set", start)
-    ds, report = load_dataset(dataset, path if dataset == "movielens" else None)  # type: ignore[arg-type]
+    ds, _report = load_dataset(dataset, path if dataset == "movielens" else None)  # type: ignore[arg-type]
     write_dataset(ds, data_dir)
-    _say(f"wrote {len(ds.users)} users, {len(ds.items)} items, {len(ds.interactions)} interactions "
-         f"to {data_dir}", start)
+    _say(
+        f"wrote {len(ds.users)} users, {len(ds.items)} items, {len(ds.interactions)} interactions "
+        f"to {data_dir}",
+        start,
+    )
 
 
 def train_config(args: argparse.Namespace, data_dir: Path) -> Any:
@@ -78,7 +90,9 @@ def bundle_for(config: Any, workdir: Path, retrain: bool, start: float) -> Path:
     from training.train import train
 
     bundles = workdir / "bundles"
-    fingerprint = hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(
+        json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
     stamp = bundles / f".demo-{fingerprint[:16]}.json"
     if stamp.is_file() and not retrain:
         version = json.loads(stamp.read_text("utf-8")).get("version", "")

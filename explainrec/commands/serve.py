@@ -14,9 +14,14 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", type=Path, help="bundles root (follows LATEST) or one version dir; "
-                                                     "default <workdir>/bundles")
-    parser.add_argument("--workdir", type=Path, help="artifacts folder (bundles, explainrec.db); default ./artifacts")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        help="bundles root (follows LATEST) or one version dir; default <workdir>/bundles",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="artifacts folder (bundles, explainrec.db); default ./artifacts"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (share the database)")
@@ -53,8 +58,15 @@ def serve(host: str, port: int, workers: int) -> int:
     engine.dispose()
     os.environ["EXPLAINREC_MIGRATE_ON_STARTUP"] = "false"
     print(f"serving on http://{host}:{port} (API docs at /docs)", flush=True)
-    uvicorn.run("backend.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower(), proxy_headers=True)
+    uvicorn.run(
+        "backend.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
     return 0
 
 

@@ -29,6 +29,11 @@ function readCookie(name) {
   return "";
 }
 
+/** Whether this browser holds a session (the readable CSRF cookie travels with the HttpOnly one). */
+export function hasSessionCookie() {
+  return Boolean(readCookie(CSRF_COOKIE));
+}
+
 /** Remember a CSRF token returned in a response body (some backends send it there, not as a cookie). */
 export function rememberCsrf(body) {
   if (body && typeof body === "object" && typeof body.csrf_token === "string") {

@@ -1,6 +1,6 @@
 // Entry point: hash routes -> page renderers, plus the header's session widget.
 
-import { ApiError, api, rememberCsrf } from "./api.js";
+import { ApiError, api, hasSessionCookie, rememberCsrf } from "./api.js";
 import { h, replace } from "./dom.js";
 import { currentSession, onSessionChange, setSession } from "./session.js";
 import { announceError } from "./status.js";
@@ -70,6 +70,7 @@ function route() {
 /** Trust the cookie over the tab's memory: adopt a live session, forget an expired one. */
 async function syncSession() {
   const stored = currentSession();
+  if (!stored && !hasSessionCookie()) return; // nothing to confirm; skip a guaranteed 401
   try {
     const me = await api.me();
     const userId = String(me.user_id);

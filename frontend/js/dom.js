@@ -58,7 +58,8 @@ export function formatNumber(value, digits = 3) {
   const n = Number(value);
   if (!Number.isFinite(n)) return String(value);
   if (Number.isInteger(n)) return n.toLocaleString();
-  return n.toFixed(digits);
+  const fixed = n.toFixed(digits);
+  return Number(fixed) === 0 ? (0).toFixed(digits) : fixed; // no "-0.00" for tiny negatives
 }
 
 /** A percentage from a 0..1 share. */

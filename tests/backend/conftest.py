@@ -32,8 +32,12 @@ def toy_bundles(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, toy_bundles: Path) -> Settings:
-    return Settings(workdir=tmp_path, bundle_dir=toy_bundles, demo_mode=True,
-                    frontend_dir=Path(__file__).parent / "static_site")
+    return Settings(
+        workdir=tmp_path,
+        bundle_dir=toy_bundles,
+        demo_mode=True,
+        frontend_dir=Path(__file__).parent / "static_site",
+    )
 
 
 @pytest.fixture
@@ -59,8 +63,9 @@ def read_headers(client: TestClient) -> dict[str, str]:
 
 def signup(client: TestClient, username: str, **profile: object) -> str:
     """Sign up through the API; returns the CSRF token (the session cookie stays in the client)."""
-    response = client.post("/api/v1/auth/signup", json={"username": username, "password": "correct horse 1",
-                                                          "profile": profile})
+    response = client.post(
+        "/api/v1/auth/signup", json={"username": username, "password": "correct horse 1", "profile": profile}
+    )
     assert response.status_code == 201, response.text
     token: str = response.json()["csrf_token"]
     return token
@@ -83,20 +88,54 @@ def postgres_url() -> Iterator[str]:
     if as_root:  # initdb refuses to run as root; the postgres account owns the cluster instead
         shutil.chown(data_root, "postgres")
     data, port = data_root / "data", _free_port()
-    subprocess.run([*prefix, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data_root / "log"), "-w", "-t", "60",
-                    "-o", f"-p {port} -k {data_root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *prefix,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data_root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {port} -k {data_root} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         deadline = time.monotonic() + 30
-        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                             capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+            ).returncode
+            != 0
+        ):
             if time.monotonic() > deadline:
                 pytest.fail("PostgreSQL did not become ready in 30 s: " + (data_root / "log").read_text())
             time.sleep(0.2)
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(data_root, ignore_errors=True)

@@ -23,17 +23,28 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     engine = make_engine(url)
     upgrade_database(engine)
     upgrade_database(engine)  # idempotent: a second start must not fail
-    assert {"users", "credentials", "sessions", "api_keys", "feedback_events"} <= set(inspect(engine).get_table_names())
+    assert {"users", "credentials", "sessions", "api_keys", "feedback_events"} <= set(
+        inspect(engine).get_table_names()
+    )
     yield Store(make_session_factory(engine))
     if request.param == "postgres":  # the server is shared by the session: leave it empty
         with engine.begin() as conn:
-            for table in ("feedback_events", "sessions", "credentials", "api_keys", "users", "alembic_version"):
+            for table in (
+                "feedback_events",
+                "sessions",
+                "credentials",
+                "api_keys",
+                "users",
+                "alembic_version",
+            ):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
     engine.dispose()
 
 
 def test_users_and_password_hashes(store: Store) -> None:
-    user = store.create_user("ada", {"age": 31, "gender": "F"}, ["Books"], security.hash_password("s3cret pass"))
+    user = store.create_user(
+        "ada", {"age": 31, "gender": "F"}, ["Books"], security.hash_password("s3cret pass")
+    )
     assert user.profile() == {"age": 31, "gender": "F"} and user.interests == ("Books",)
     with pytest.raises(UserExistsError):
         store.create_user("ada", {}, [], None)

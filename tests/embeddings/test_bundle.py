@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -49,8 +50,18 @@ def test_toy_bundle_has_the_promised_shape(toy_bundle: Bundle) -> None:
 def test_manifest_lists_every_file_with_its_hash(toy_bundle: Bundle) -> None:
     m = toy_bundle.manifest
     assert m["schema_version"] == BUNDLE_SCHEMA_VERSION
-    for key in ("created_at", "git_sha", "config", "counts", "embedding_dim", "metric", "index", "metrics",
-                "segments", "dataset_name"):
+    for key in (
+        "created_at",
+        "git_sha",
+        "config",
+        "counts",
+        "embedding_dim",
+        "metric",
+        "index",
+        "metrics",
+        "segments",
+        "dataset_name",
+    ):
         assert key in m
     assert m["counts"] == {"users": 20, "items": 40, "categories": 4, "history": 140}
     assert m["embedding_dim"] == 16 and m["metric"] == "inner_product"
@@ -71,7 +82,8 @@ def test_round_trip_gives_identical_results(toy_bundle: Bundle, toy_root: Path) 
         a = toy_bundle.retriever.search(toy_bundle.user_vectors[u], 5, exclude=seen, filters=filters)
         b = again.retriever.search(again.user_vectors[u], 5, exclude=seen, filters=filters)
         ref = ExactRetriever(toy_bundle.item_vectors, toy_bundle.catalog).search(
-            toy_bundle.user_vectors[u], 5, exclude=seen, filters=filters)
+            toy_bundle.user_vectors[u], 5, exclude=seen, filters=filters
+        )
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[0], ref[0])
     np.testing.assert_array_equal(again.segments.labels, toy_bundle.segments.labels)
@@ -105,7 +117,7 @@ def test_latest_follows_the_newest_version_and_old_ones_stay(toy_bundle: Bundle,
 
 def test_failed_write_leaves_nothing_behind(toy_bundle: Bundle, tmp_path: Path) -> None:
     contents = toy_bundle.to_contents()
-    contents.items = contents.items.assign(weird=[object() for _ in range(len(contents.items))])
+    contents.items = contents.items.assign(weird=pd.Series([object()] * len(contents.items), dtype=object))
     with pytest.raises(BundleError, match=r"items\.parquet"):
         write_bundle(contents, tmp_path, version="broken", log=None)
     assert list(tmp_path.iterdir()) == []
@@ -122,8 +134,9 @@ def test_misaligned_contents_are_refused(toy_bundle: Bundle, tmp_path: Path) -> 
         write_bundle(contents, tmp_path, log=None)
 
 
-@pytest.mark.parametrize("name", ["item_vectors.npy", "index.faiss", "model.safetensors", "items.parquet",
-                                  "segments.json"])
+@pytest.mark.parametrize(
+    "name", ["item_vectors.npy", "index.faiss", "model.safetensors", "items.parquet", "segments.json"]
+)
 def test_corrupt_file_is_refused_by_name(toy_bundle: Bundle, tmp_path: Path, name: str) -> None:
     d = _copy(toy_bundle, tmp_path)
     data = bytearray((d / name).read_bytes())

@@ -11,8 +11,9 @@ from embeddings.bundle import Bundle
 from embeddings.inference import UserEncoder
 from explainrec.errors import DataError
 
-BOOKISH = {"age": 22, "gender": "F", "occupation": "student", "location": "north"}
-GARDENER = {"age": 61, "gender": "M", "occupation": "engineer", "location": "south"}
+# Profiles shaped like the toy shop's even users (Books/Games) and odd users (Garden/Kitchen).
+BOOKISH = {"age": 20, "gender": "F", "occupation": "student", "location": "north"}
+GARDENER = {"age": 40, "gender": "M", "occupation": "writer", "location": "south"}
 
 
 def _top_categories(bundle: Bundle, ids: np.ndarray) -> list[str]:
@@ -37,7 +38,9 @@ def test_cold_start_with_liked_items_and_no_profile(toy_bundle: Bundle) -> None:
     enc = UserEncoder(toy_bundle)
     liked = ["i20", "i21", "i30"]  # Garden, Garden, Kitchen
     v = enc.encode(None, liked, None)
-    ids, _ = toy_bundle.retriever.search(v, 5, exclude=[toy_bundle.feature_spec.item_ids.index(i) for i in liked])
+    ids, _ = toy_bundle.retriever.search(
+        v, 5, exclude=[toy_bundle.feature_spec.item_ids.index(i) for i in liked]
+    )
     assert sum(c in ("Garden", "Kitchen") for c in _top_categories(toy_bundle, ids)) >= 3
 
 
@@ -57,7 +60,9 @@ def test_fold_in_moves_the_vector_towards_new_likes(toy_bundle: Bundle) -> None:
 
 def test_unknown_user_encodes_like_no_id(toy_bundle: Bundle) -> None:
     enc = UserEncoder(toy_bundle)
-    np.testing.assert_allclose(enc.encode(BOOKISH, ["i01"], "someone-new"), enc.encode(BOOKISH, ["i01"], None))
+    np.testing.assert_allclose(
+        enc.encode(BOOKISH, ["i01"], "someone-new"), enc.encode(BOOKISH, ["i01"], None)
+    )
 
 
 def test_bad_inputs_raise_data_error(toy_bundle: Bundle) -> None:
@@ -83,6 +88,7 @@ def test_fold_in_is_fast(toy_bundle: Bundle) -> None:
 
 def test_new_users_get_a_segment(toy_bundle: Bundle) -> None:
     enc = UserEncoder(toy_bundle)
-    labels = toy_bundle.segments.assign(np.stack([enc.encode(BOOKISH, [], None, ["Books"]),
-                                                  enc.encode(GARDENER, [], None, ["Garden"])]))
+    labels = toy_bundle.segments.assign(
+        np.stack([enc.encode(BOOKISH, [], None, ["Books"]), enc.encode(GARDENER, [], None, ["Garden"])])
+    )
     assert labels.shape == (2,) and set(labels.tolist()) <= set(range(toy_bundle.segments.k))

@@ -33,8 +33,12 @@ def vectors() -> np.ndarray:
 def catalog() -> ItemCatalog:
     rng = np.random.default_rng(5)
     # "e" is rare (about 0.5% of items) so category filters exercise the small-subset path.
-    cats = [["e"] if rng.random() < 0.005 else list(rng.choice(CATEGORIES[:4], size=rng.integers(1, 3),
-                                                               replace=False)) for _ in range(N_ITEMS)]
+    cats = [
+        ["e"]
+        if rng.random() < 0.005
+        else list(rng.choice(CATEGORIES[:4], size=rng.integers(1, 3), replace=False))
+        for _ in range(N_ITEMS)
+    ]
     prices = rng.uniform(1, 100, size=N_ITEMS)
     prices[::50] = np.nan  # some items have no price
     items = pd.DataFrame({"item_id": [f"i{i}" for i in range(N_ITEMS)], "categories": cats, "price": prices})
@@ -62,8 +66,9 @@ APPROXIMATE = {"faiss-ivf", "faiss-hnsw"}
 
 
 @pytest.fixture(scope="module", params=list(FACTORIES))
-def named(request: pytest.FixtureRequest, vectors: np.ndarray,
-          catalog: ItemCatalog) -> tuple[str, ExactRetriever | FaissRetriever]:
+def named(
+    request: pytest.FixtureRequest, vectors: np.ndarray, catalog: ItemCatalog
+) -> tuple[str, ExactRetriever | FaissRetriever]:
     return request.param, FACTORIES[request.param](vectors, catalog)
 
 
@@ -86,8 +91,9 @@ def _agree(name: str, got: np.ndarray, want: np.ndarray) -> None:
         assert [set(r) for r in np.atleast_2d(got)] == [set(r) for r in np.atleast_2d(want)]
 
 
-def test_single_query_shape_and_order(named: tuple[str, ExactRetriever | FaissRetriever],
-                                      queries: np.ndarray) -> None:
+def test_single_query_shape_and_order(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray
+) -> None:
     _, r = named
     ids, scores = r.search(queries[0], k=10)
     assert ids.shape == (10,) and scores.shape == (10,)
@@ -96,8 +102,9 @@ def test_single_query_shape_and_order(named: tuple[str, ExactRetriever | FaissRe
     np.testing.assert_allclose(scores, r.vectors[ids] @ queries[0], rtol=1e-5, atol=1e-5)
 
 
-def test_batch_matches_single_queries(named: tuple[str, ExactRetriever | FaissRetriever],
-                                      queries: np.ndarray) -> None:
+def test_batch_matches_single_queries(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray
+) -> None:
     _, r = named
     ids, scores = r.search(queries[:5], k=7)
     assert ids.shape == (5, 7) and scores.shape == (5, 7)
@@ -106,14 +113,16 @@ def test_batch_matches_single_queries(named: tuple[str, ExactRetriever | FaissRe
         assert set(single.tolist()) == set(ids[b].tolist())
 
 
-def test_unfiltered_agrees_with_exact(named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray,
-                                      exact: ExactRetriever) -> None:
+def test_unfiltered_agrees_with_exact(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray, exact: ExactRetriever
+) -> None:
     name, r = named
     _agree(name, r.search(queries, 10)[0], exact.search(queries, 10)[0])
 
 
-def test_exclude_seen_items_still_gives_k(named: tuple[str, ExactRetriever | FaissRetriever],
-                                          queries: np.ndarray, exact: ExactRetriever) -> None:
+def test_exclude_seen_items_still_gives_k(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray, exact: ExactRetriever
+) -> None:
     name, r = named
     # Excluding each query's own top 50 makes the index dig deeper than a plain top-10.
     top50, _ = exact.search(queries, 50)
@@ -125,28 +134,37 @@ def test_exclude_seen_items_still_gives_k(named: tuple[str, ExactRetriever | Fai
     _agree(name, ids, want)
 
 
-def test_one_exclude_list_applies_to_every_query(named: tuple[str, ExactRetriever | FaissRetriever],
-                                                 queries: np.ndarray) -> None:
+def test_one_exclude_list_applies_to_every_query(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray
+) -> None:
     _, r = named
     banned = r.search(queries[0], 5)[0].tolist()
     ids, _ = r.search(queries[:3], 10, exclude=banned)
     assert not set(ids.ravel().tolist()) & set(banned)
 
 
-@pytest.mark.parametrize("filters", [
-    SearchFilters(categories=["a"]),
-    SearchFilters(categories=["b", "c"], max_price=40.0),
-    SearchFilters(min_price=20.0, max_price=30.0),
-    SearchFilters(categories=["e"]),  # rare: under 1% of the catalogue
-])
-def test_filters_match_exact(named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray,
-                             exact: ExactRetriever, catalog: ItemCatalog, filters: SearchFilters) -> None:
+@pytest.mark.parametrize(
+    "filters",
+    [
+        SearchFilters(categories=["a"]),
+        SearchFilters(categories=["b", "c"], max_price=40.0),
+        SearchFilters(min_price=20.0, max_price=30.0),
+        SearchFilters(categories=["e"]),  # rare: under 1% of the catalogue
+    ],
+)
+def test_filters_match_exact(
+    named: tuple[str, ExactRetriever | FaissRetriever],
+    queries: np.ndarray,
+    exact: ExactRetriever,
+    catalog: ItemCatalog,
+    filters: SearchFilters,
+) -> None:
     name, r = named
     mask = catalog.eligible(filters)
     assert mask is not None
     k = min(10, int(mask.sum()))
     seen = exact.search(queries, 5)[0]
-    ids, scores = r.search(queries, 10, exclude=[row for row in seen], filters=filters)
+    ids, _ = r.search(queries, 10, exclude=[row for row in seen], filters=filters)
     want, _ = exact.search(queries, 10, exclude=[row for row in seen], filters=filters)
     for b in range(len(queries)):
         got = ids[b][ids[b] >= 0]
@@ -156,8 +174,9 @@ def test_filters_match_exact(named: tuple[str, ExactRetriever | FaissRetriever],
     _agree(name, ids, want)
 
 
-def test_always_k_when_exactly_k_eligible(named: tuple[str, ExactRetriever | FaissRetriever],
-                                          queries: np.ndarray, catalog: ItemCatalog) -> None:
+def test_always_k_when_exactly_k_eligible(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray, catalog: ItemCatalog
+) -> None:
     _, r = named
     mask = catalog.eligible(SearchFilters(categories=["e"]))
     assert mask is not None
@@ -172,15 +191,17 @@ def test_always_k_when_exactly_k_eligible(named: tuple[str, ExactRetriever | Fai
     assert batch.shape == (2, k + 3) and (batch[:, k:] == -1).all() and np.isneginf(batch_scores[:, k:]).all()
 
 
-def test_items_without_price_fail_price_filters(named: tuple[str, ExactRetriever | FaissRetriever],
-                                                queries: np.ndarray, catalog: ItemCatalog) -> None:
+def test_items_without_price_fail_price_filters(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray, catalog: ItemCatalog
+) -> None:
     _, r = named
     ids, _ = r.search(queries, 20, filters=SearchFilters(min_price=0.0))
     assert not np.isnan(catalog.prices[ids.ravel()]).any()
 
 
-def test_similar_items_leave_out_the_item(named: tuple[str, ExactRetriever | FaissRetriever],
-                                          exact: ExactRetriever) -> None:
+def test_similar_items_leave_out_the_item(
+    named: tuple[str, ExactRetriever | FaissRetriever], exact: ExactRetriever
+) -> None:
     name, r = named
     ids, scores = r.similar_items(7, k=10)
     assert 7 not in ids.tolist() and len(ids) == 10
@@ -188,21 +209,32 @@ def test_similar_items_leave_out_the_item(named: tuple[str, ExactRetriever | Fai
     _agree(name, ids[None, :], exact.similar_items(7, k=10)[0][None, :])
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda r: r.search(np.ones(DIM + 1, dtype=np.float32), 5), "shape"),
-    (lambda r: r.search(np.ones(DIM, dtype=np.float32), 0), "positive integer"),
-    (lambda r: r.search(np.full(DIM, np.nan, dtype=np.float32), 5), "NaN"),
-    (lambda r: r.search(np.ones(DIM, dtype=np.float32), 5, exclude=[N_ITEMS]), "outside"),
-    (lambda r: r.search(np.ones((2, DIM), dtype=np.float32), 5, exclude=[[1], [2], [3]]), "3 lists"),
-    (lambda r: r.search(np.ones(DIM, dtype=np.float32), 5, filters=SearchFilters(categories=["zzz"])),
-     "unknown categories"),
-    (lambda r: r.search(np.ones(DIM, dtype=np.float32), 5, filters=SearchFilters(min_price=5, max_price=1)),
-     "above max_price"),
-    (lambda r: r.similar_items(-1, 5), "outside"),
-])
-def test_bad_input_is_a_clear_data_error(named: tuple[str, ExactRetriever | FaissRetriever],
-                                         call: Callable[[ExactRetriever | FaissRetriever], object],
-                                         message: str) -> None:
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda r: r.search(np.ones(DIM + 1, dtype=np.float32), 5), "shape"),
+        (lambda r: r.search(np.ones(DIM, dtype=np.float32), 0), "positive integer"),
+        (lambda r: r.search(np.full(DIM, np.nan, dtype=np.float32), 5), "NaN"),
+        (lambda r: r.search(np.ones(DIM, dtype=np.float32), 5, exclude=[N_ITEMS]), "outside"),
+        (lambda r: r.search(np.ones((2, DIM), dtype=np.float32), 5, exclude=[[1], [2], [3]]), "3 lists"),
+        (
+            lambda r: r.search(np.ones(DIM, dtype=np.float32), 5, filters=SearchFilters(categories=["zzz"])),
+            "unknown categories",
+        ),
+        (
+            lambda r: r.search(
+                np.ones(DIM, dtype=np.float32), 5, filters=SearchFilters(min_price=5, max_price=1)
+            ),
+            "above max_price",
+        ),
+        (lambda r: r.similar_items(-1, 5), "outside"),
+    ],
+)
+def test_bad_input_is_a_clear_data_error(
+    named: tuple[str, ExactRetriever | FaissRetriever],
+    call: Callable[[ExactRetriever | FaissRetriever], object],
+    message: str,
+) -> None:
     _, r = named
     with pytest.raises(DataError, match=message):
         call(r)

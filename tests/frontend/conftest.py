@@ -119,13 +119,14 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
 
 
 @pytest.fixture
-def screenshot() -> Callable[[Any, str], Path]:
-    """Save a full-page PNG under test-artifacts/screenshots/ (for people to look at)."""
+def screenshot() -> Callable[..., Path]:
+    """Save a PNG under test-artifacts/screenshots/ (for people to look at): the whole page, or
+    just the viewport where a full phone page would be too tall to read."""
 
-    def save(page: Any, name: str) -> Path:
+    def save(page: Any, name: str, *, full_page: bool = True) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
     return save

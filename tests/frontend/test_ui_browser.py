@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 
-Shot = Callable[[Any, str], Path]
+Shot = Callable[..., Path]
 PHONE = {"width": 390, "height": 844}
 
 
@@ -43,9 +44,39 @@ def _fill_profile(page: Any, interests: int = 2) -> None:
         boxes.nth(index).check()
 
 
+def _wait_for_change(page: Any, before: list[str]) -> list[str]:
+    page.wait_for_function(
+        "(before) => { const ids = [...document.querySelectorAll('[data-testid=rec-card]')]"
+        ".map(c => c.dataset.itemId); return ids.length > 0 && ids.join() !== before.join(); }",
+        arg=before,
+    )
+    return _card_ids(page)
+
+
+def _fits_phone(page: Any) -> None:
+    """Shrink to phone width and wait until nothing makes the page scroll sideways."""
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_function(
+            f"() => document.documentElement.scrollWidth <= {PHONE['width']}", timeout=3000
+        )
+    except PlaywrightTimeout as exc:
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        raise AssertionError(f"the page scrolls sideways on a phone ({width}px wide)") from exc
+
+
+def _unlabelled_controls(page: Any) -> list[str]:
+    return page.evaluate(
+        "() => [...document.querySelectorAll('main input, main select, main button')]"
+        ".filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')"
+        " && !el.textContent.trim()).map(el => el.outerHTML)"
+    )
+
+
 def test_signup_through_profile_form_then_like_changes_list(page: Any, screenshot: Shot) -> None:
     page.goto("/#/new")
     _fill_profile(page)
+    assert _unlabelled_controls(page) == []
     screenshot(page, "new-shopper-form")
     page.get_by_role("button", name="Show my picks").click()
     _wait_for_cards(page)
@@ -56,27 +87,31 @@ def test_signup_through_profile_form_then_like_changes_list(page: Any, screensho
     assert page.get_by_test_id("evidence-chip").count() > 0
     screenshot(page, "new-shopper-picks")
 
+    # Before the account exists, a like steers the cold-start picks...
+    first = page.get_by_test_id("rec-card").first
+    liked_title = first.locator("h3").inner_text()
+    before = _card_ids(page)
+    first.get_by_test_id("feedback-like").click()
+    _wait_for_change(page, before)
+
+    # ...and is saved as the new account's first feedback on signup.
     signup = page.get_by_test_id("signup-form")
     signup.get_by_label("Choose a shopper id").fill("ui-newcomer")
     signup.get_by_label("Password").fill("correct horse battery")
     signup.get_by_role("button", name="Create account").click()
-
     page.wait_for_url("**/#/")
     _wait_for_cards(page)
     assert "ui-newcomer" in page.locator("#session").inner_text()
+    chips = page.get_by_test_id("evidence-chip").all_inner_texts()
+    assert any(liked_title in chip for chip in chips), f"{liked_title!r} is cited nowhere in {chips}"
+
     before = _card_ids(page)
-    liked = before[0]
     page.get_by_test_id("rec-card").first.get_by_test_id("feedback-like").click()
-    page.wait_for_function(
-        "(before) => { const ids = [...document.querySelectorAll('[data-testid=rec-card]')]"
-        ".map(c => c.dataset.itemId); return ids.join() !== before.join(); }",
-        arg=before,
-    )
-    after = _card_ids(page)
+    after = _wait_for_change(page, before)
     assert after != before
-    assert page.locator("#status").inner_text().startswith("Recommendations")
+    assert page.locator("#status").inner_text().startswith("Recommendations updated")
+    assert page.locator("[data-testid=rec-card].is-new").count() == len(set(after) - set(before))
     screenshot(page, "after-like")
-    assert liked not in after[:1], "the liked item should no longer lead the list"
 
 
 def test_login_as_existing_shopper_sees_personalised_recs(
@@ -85,7 +120,11 @@ def test_login_as_existing_shopper_sees_personalised_recs(
     # An existing account, made through the API as another client would.
     response = httpx.post(
         f"{live_server.base_url}/api/v1/auth/signup",
-        json={"username": "ui-returning", "password": "another long secret", "profile": {"interests": ["Garden"]}},
+        json={
+            "username": "ui-returning",
+            "password": "another long secret",
+            "profile": {"interests": ["Garden"]},
+        },
     )
     assert response.status_code in (200, 201), response.text
 
@@ -110,12 +149,15 @@ def test_login_as_existing_shopper_sees_personalised_recs(
         history_chips = page.locator("[data-testid=evidence-chip][data-kind=history]")
         assert history_chips.count() > 0, "a shopper with history should see 'because you liked' evidence"
     assert lists[0] != lists[1]
+
+    dismissed = lists[1][0]
+    page.get_by_test_id("rec-card").first.get_by_test_id("feedback-dismiss").click()
+    after = _wait_for_change(page, lists[1])
+    assert dismissed not in after, "a dismissed product must leave the list"
     screenshot(page, "home-demo-shopper")
 
-    page.set_viewport_size(PHONE)
-    screenshot(page, "home-phone")
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"the page scrolls sideways on a phone ({width}px)"
+    _fits_phone(page)
+    screenshot(page, "home-phone", full_page=False)
 
 
 def test_dashboard_plots_one_point_group_per_segment(page: Any, live_server: Any, screenshot: Shot) -> None:
@@ -133,12 +175,31 @@ def test_dashboard_plots_one_point_group_per_segment(page: Any, live_server: Any
     assert all(g["n"] > 0 for g in point_groups)
     assert any(g["id"] == "__centroids__" for g in groups)
     assert page.get_by_test_id("segment-card").count() == len(segments)
+    assert _unlabelled_controls(page) == []
 
+    # Hovering a segment's centroid on the plot shows that segment's profile...
+    last = segments[-1]
+    x, y = page.evaluate(
+        "(c) => { const chart = Chart.getChart(document.querySelector('#segment-canvas'));"
+        " const box = chart.canvas.getBoundingClientRect();"
+        " return [box.left + chart.scales.x.getPixelForValue(c.x),"
+        " box.top + chart.scales.y.getPixelForValue(c.y)]; }",
+        last["centroid"],
+    )
+    page.mouse.move(x, y)
+    selection = page.locator("#segment-selection")
+    page.wait_for_function(
+        "(name) => document.querySelector('#segment-selection').textContent.startsWith(name)",
+        arg=last["name"],
+    )
+    # ...and clicking a segment card pins its profile.
     page.get_by_test_id("segment-card").first.get_by_role("button").click()
-    assert page.locator("#segment-selection").inner_text().startswith(segments[0]["name"])
+    page.mouse.move(0, 0)
+    assert selection.inner_text().startswith(segments[0]["name"])
+    assert page.get_by_test_id("segment-card").first.get_attribute("class").endswith("is-selected")
     screenshot(page, "segments-dashboard")
-    page.set_viewport_size(PHONE)
-    screenshot(page, "segments-phone")
+    _fits_phone(page)
+    screenshot(page, "segments-phone", full_page=False)
 
 
 def test_item_title_with_script_tag_shows_as_text(page: Any, live_server: Any, screenshot: Shot) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
 from explainrec.errors import ConfigError
 from training.config import StrictModel, load_config
@@ -12,7 +13,7 @@ from training.config import StrictModel, load_config
 
 class Model(StrictModel):
     dim: int = 64
-    tower: list[int] = [128]
+    tower: list[int] = Field(default_factory=lambda: [128])
 
 
 class Trainer(StrictModel):
@@ -35,8 +36,9 @@ def _yaml(tmp_path: Path, text: str) -> Path:
 
 def test_loads_yaml_and_applies_typed_overrides(tmp_path: Path) -> None:
     path = _yaml(tmp_path, "name: demo\nmodel:\n  dim: 32\n")
-    cfg = load_config(path, Config, ["model.dim=128", "trainer.progress=false", "model.tower=[256, 64]",
-                                     "trainer.lr=0.01"])
+    cfg = load_config(
+        path, Config, ["model.dim=128", "trainer.progress=false", "model.tower=[256, 64]", "trainer.lr=0.01"]
+    )
     assert cfg.name == "demo"
     assert cfg.model.dim == 128
     assert cfg.model.tower == [256, 64]

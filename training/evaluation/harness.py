@@ -81,7 +81,8 @@ def evaluate_model(
         return value
 
     n = n_trials if spec.space else 1
-    tuning = tune(objective, spec.space, spec.defaults, n, seed=seed, desc=spec.name, progress=progress)
+    defaults = spec.first_trial(settings or {})
+    tuning = tune(objective, spec.space, defaults, n, seed=seed, desc=spec.name, progress=progress)
     assert best.model is not None  # tune() ran at least one trial
     test_metrics = evaluate_recommender(best.model, data.test_targets, data.test_known, ks, batch_size)
     return ModelResult(

@@ -33,6 +33,13 @@ class ModelSpec:
     build: Builder
     space: SearchSpace = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Defaults that depend on the run's settings (the two-tower's base config); they win over `defaults`.
+    settings_defaults: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+
+    def first_trial(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The parameters tried first: the model's own defaults."""
+        extra = self.settings_defaults(settings) if self.settings_defaults is not None else {}
+        return {**self.defaults, **extra}
 
 
 def _two_tower_builder(ids_only: bool) -> Builder:
@@ -63,11 +70,32 @@ _TWO_TOWER_SPACE: SearchSpace = {
     "model.dropout": FloatRange(0.0, 0.3),
 }
 
+
+def _base_config_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The base training config's own values of the tuned keys, so trial 0 is that config."""
+    if "config" not in settings:
+        return {}
+    values: dict[str, Any] = {}
+    for dotted in _TWO_TOWER_SPACE:
+        node: Any = settings["config"]
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        values[dotted] = node
+    return values
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("two-tower", _two_tower_builder(ids_only=False), _TWO_TOWER_SPACE),
-        ModelSpec("mf", _two_tower_builder(ids_only=True), _TWO_TOWER_SPACE),
+        ModelSpec(
+            "two-tower",
+            _two_tower_builder(ids_only=False),
+            _TWO_TOWER_SPACE,
+            settings_defaults=_base_config_values,
+        ),
+        ModelSpec(
+            "mf", _two_tower_builder(ids_only=True), _TWO_TOWER_SPACE, settings_defaults=_base_config_values
+        ),
         ModelSpec("popular", lambda p, s, d, c: MostPopular()),
         ModelSpec(
             "segment-popular",

@@ -34,8 +34,9 @@ def upgrade() -> None:
     op.create_table(
         "credentials",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("user_pk", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
-                  unique=True),
+        sa.Column(
+            "user_pk", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, unique=True
+        ),
         sa.Column("password_hash", sa.String(256), nullable=False),
         sa.Column("updated_at", TS, nullable=False),
     )

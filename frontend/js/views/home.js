@@ -11,7 +11,7 @@ import { describeChange, recList } from "./recs.js";
 const PAGE_SIZE = 10;
 const STRATEGY_LABELS = {
   personalized: "personalised from your history",
-  "cold-start": "from your profile (no history yet)",
+  "cold-start": "from your profile and feedback",
   popularity: "popular picks (we know nothing about you yet)",
 };
 
@@ -93,8 +93,9 @@ async function fillDemoPicker(main, panel) {
   try {
     users = (await api.demoUsers(12))?.users ?? [];
   } catch (err) {
-    const off = err instanceof ApiError && err.status === 404;
-    panel.append(h("p", { class: "muted" }, off ? "Demo shoppers are off on this server." : "Demo shoppers are unavailable right now."));
+    // 404: the server runs without demo mode, so there is nothing to offer here.
+    if (err instanceof ApiError && err.status === 404) panel.hidden = true;
+    else panel.append(h("p", { class: "muted" }, "Demo shoppers are unavailable right now."));
     return;
   }
   if (!users.length) {
@@ -166,11 +167,70 @@ function filterForm(state, onChange) {
   return form;
 }
 
+const ACTIVITY_VERBS = {
+  like: "Liked",
+  cart: "Added to cart",
+  purchase: "Bought",
+  dismiss: "Not for me:",
+  rating: "Rated",
+  click: "Viewed",
+  view: "Viewed",
+};
+
+/** The shopper's latest feedback, newest first, so they can see what the list is reacting to. */
+async function renderActivity(holder, userId) {
+  let user;
+  try {
+    user = await api.user(userId);
+  } catch {
+    holder.hidden = true; // a shopper with no stored data yet has nothing to show
+    return;
+  }
+  const events = (user?.feedback ?? []).slice(0, 6);
+  const history = (user?.history ?? []).slice(0, 6);
+  holder.hidden = !events.length && !history.length;
+  const link = (item) => h("a", { href: `#/item/${encodeURIComponent(item.item_id)}` }, item.title ?? item.item_id);
+  // Collapsed on small screens so the recommendations stay near the top.
+  const wasOpen = holder.querySelector("details")?.open;
+  const open = wasOpen ?? window.matchMedia("(min-width: 700px)").matches;
+  replace(
+    holder,
+    h(
+      "details",
+      { open },
+      h("summary", { id: "activity-heading" }, `Your recent activity (${events.length + history.length})`),
+      events.length
+        ? h(
+            "ul",
+            { class: "chips", "data-testid": "activity-list" },
+            events.map((event) =>
+              h(
+                "li",
+                { class: `chip chip-activity chip-${event.event}` },
+                `${ACTIVITY_VERBS[event.event] ?? event.event} `,
+                link(event),
+              ),
+            ),
+          )
+        : null,
+      history.length
+        ? h(
+            "p",
+            { class: "muted small" },
+            "From your history: ",
+            history.flatMap((item, index) => (index ? [", ", link(item)] : [link(item)])),
+          )
+        : null,
+    ),
+  );
+}
+
 /** Recommendations for the signed-in (or demo) shopper, refreshed after each piece of feedback. */
 function shopperPage(main, session) {
   const heading = h("h1", { id: "page-heading" }, "Recommended for you");
   const subtitle = h("p", { class: "subtitle" });
   const listHolder = h("div", { class: "list-holder", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading…"));
+  const activity = h("section", { class: "activity", "aria-labelledby": "activity-heading", hidden: true });
   const filters = {};
   /** @type {Set<string>} */
   let shownIds = new Set();
@@ -192,7 +252,14 @@ function shopperPage(main, session) {
       replace(listHolder, recList(items, { previousIds: announceChange ? previous : undefined, onFeedback }));
       shownIds = new Set(items.map((item) => item.item_id));
       if (announceChange) announce(describeChange(previous, items), "success");
+      renderActivity(activity, session.userId);
     } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        setSession(null);
+        renderHome(main);
+        announce("Your session has ended. Please log in again.", "error");
+        return;
+      }
       replace(listHolder, h("p", { class: "form-error" }, "Could not load recommendations."));
       announceError(err);
     } finally {
@@ -224,6 +291,7 @@ function shopperPage(main, session) {
         Object.assign(filters, next);
         load();
       })),
+      activity,
       listHolder,
     ),
   );

@@ -64,7 +64,7 @@ function profileForm(onSubmit) {
         "profile-location",
         "Location",
         h("input", { id: "profile-location", name: "location", autocomplete: "postal-code" }),
-        "A city or postcode.",
+        "A region, city or postcode.",
       ),
     ),
     h("fieldset", { class: "interests" }, h("legend", {}, "What are you interested in?"), interests),
@@ -181,7 +181,21 @@ function signupForm(profile, likedItems) {
 
 /** Route handler for #/new. */
 export function renderProfile(main) {
-  const results = h("div", { class: "results", "aria-live": "polite" });
+  const results = h(
+    "div",
+    { class: "results" },
+    h(
+      "div",
+      { class: "card placeholder" },
+      h("h2", {}, "Your picks will appear here"),
+      h(
+        "p",
+        { class: "muted" },
+        "The model turns your answers into a shopper vector and finds the closest products. " +
+          "Each pick says why it was chosen, and liking one updates the rest.",
+      ),
+    ),
+  );
   const signupHolder = h("div", { class: "signup-holder" });
   /** @type {string[]} */
   const liked = [];
@@ -204,7 +218,8 @@ export function renderProfile(main) {
         recList(items, { previousIds: announceChange ? previous : undefined, onFeedback, label: "Picks for you" }),
       );
       shownIds = new Set(items.map((item) => item.item_id));
-      if (announceChange) announce(describeChange(previous, items), "success");
+      // The status region speaks; the list itself is not live, or every card would be read out.
+      announce(announceChange ? describeChange(previous, items) : `${items.length} picks ready.`, "success");
     } catch (err) {
       replace(results, h("p", { class: "form-error" }, "Could not load picks."));
       announceError(err);

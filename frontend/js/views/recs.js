@@ -14,6 +14,7 @@ const FEEDBACK_BUTTONS = /** @type {const} */ ([
   { event: "dismiss", label: "Not for me", testid: "feedback-dismiss", icon: "✕" },
 ]);
 
+const MAX_CHIPS = 6;
 const FEEDBACK_VERBS = {
   purchase: "bought",
   cart: "added to cart",
@@ -47,10 +48,13 @@ export function evidenceChips(evidence) {
   const chip = (kind, ...content) =>
     h("li", { class: `chip chip-${kind}`, "data-testid": "evidence-chip", "data-kind": kind }, ...content);
 
+  const cited = new Set();
   for (const item of (evidence.history_items ?? []).slice(0, 3)) {
+    cited.add(item?.item_id);
     chips.push(chip("history", "because you liked ", itemLink(item)));
   }
-  for (const item of (evidence.feedback ?? []).slice(0, 2)) {
+  // Fresh feedback is often also in the history; one chip per item is enough.
+  for (const item of (evidence.feedback ?? []).filter((f) => !cited.has(f?.item_id)).slice(0, 2)) {
     const event = typeof item === "object" && item ? item.event : "";
     chips.push(chip("feedback", `you recently ${FEEDBACK_VERBS[event] ?? "chose"} `, itemLink(item)));
   }
@@ -67,7 +71,7 @@ export function evidenceChips(evidence) {
   for (const category of (evidence.shared_categories ?? []).slice(0, 3)) {
     chips.push(chip("category", `you often pick ${titleOf(category)}`));
   }
-  for (const match of (evidence.profile_matches ?? []).slice(0, 3)) {
+  for (const match of (evidence.profile_matches ?? []).slice(0, 2)) {
     if (!match || typeof match !== "object") continue;
     const attribute = String(match.attribute ?? "profile").replaceAll("_", " ");
     const value = titleOf(match.value);
@@ -79,6 +83,7 @@ export function evidenceChips(evidence) {
       chips.push(chip("profile", `popular with shoppers of your ${attribute} “${value}”${detail}`));
     }
   }
+  if (chips.length > MAX_CHIPS) chips.length = MAX_CHIPS; // the sentence above still names every reason
   if (evidence.cold_start && chips.length === 0) {
     chips.push(chip("cold", "a popular pick for new shoppers"));
   }

@@ -71,12 +71,15 @@ function topEntries(list, limit = 5) {
 function mixText(mix) {
   if (!mix || typeof mix !== "object") return "–";
   return Object.entries(mix)
-    .map(([key, value]) => (typeof value === "number" && value <= 1 ? `${key} ${formatShare(value)}` : `${key} ${formatNumber(value, 1)}`))
+    .map(([key, value]) =>
+      typeof value === "number" && value <= 1 ? `${key} ${Math.round(value * 100)}%` : `${key} ${formatNumber(value, 1)}`,
+    )
     .join(", ");
 }
 
 function rfmRows(rfm) {
   if (!rfm || typeof rfm !== "object") return [];
+  // The bundle stores medians per shopper; the card's note says so once.
   const labels = { recency_days: "Recency (days)", frequency: "Frequency", monetary: "Monetary" };
   return Object.entries(rfm).map(([key, value]) => {
     const shown = value && typeof value === "object" ? (value.mean ?? value.median ?? value.p50) : value;
@@ -90,7 +93,7 @@ function segmentCard(segment, index, onSelect) {
   const items = topEntries(raw.top_items, 4);
   const rows = [
     ["Size", `${formatNumber(segment.size ?? raw.n_users)}${segment.share !== undefined ? ` (${formatShare(segment.share)})` : ""}`],
-    ["Age", mixText(raw.age_mix ?? raw.age)],
+    ["Age", `${mixText(raw.age_mix ?? raw.age)}${raw.mean_age ? ` (mean ${formatNumber(raw.mean_age, 0)})` : ""}`],
     ["Gender", mixText(raw.gender_mix ?? raw.gender)],
     ...rfmRows(raw.rfm),
   ];
@@ -119,6 +122,7 @@ function segmentCard(segment, index, onSelect) {
       ),
     ),
     h("dl", { class: "details compact" }, rows.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)])),
+    raw.rfm && Object.keys(raw.rfm).length ? h("p", { class: "muted small" }, "Recency, frequency and monetary are medians per shopper.") : null,
     categories.length
       ? h(
           "div",
@@ -151,6 +155,11 @@ function segmentCard(segment, index, onSelect) {
 }
 
 const METHOD_LABELS = { kmeans: "K-Means", ward: "Ward (agglomerative)" };
+const RFM_LABELS = {
+  rfm_k: "RFM segments (k)",
+  ari: "Agreement with RFM (ARI)",
+  nmi: "Agreement with RFM (NMI)",
+};
 
 /** The bundle's evaluation metrics (GET /model) and how the segments were chosen (GET /segments). */
 function metricsPanel(segmentsData, model) {
@@ -163,7 +172,7 @@ function metricsPanel(segmentsData, model) {
     quality.push(["Silhouette", formatNumber(segmentsData.silhouette, 3)]);
   }
   for (const [key, value] of Object.entries(segmentsData?.rfm_comparison ?? {})) {
-    quality.push([`vs RFM segments: ${key.replaceAll("_", " ")}`, formatNumber(value, 3)]);
+    quality.push([RFM_LABELS[key] ?? `RFM ${key.replaceAll("_", " ")}`, formatNumber(value, 3)]);
   }
   const table = (caption, entries) =>
     h(
@@ -190,7 +199,7 @@ function metricsPanel(segmentsData, model) {
 }
 
 /** Build the scatter; returns a function that highlights one segment (or clears with null). */
-function drawScatter(canvas, { segments, points, centroids }, onPick) {
+function drawScatter(canvas, { segments, points, centroids }, onPick, onHover) {
   const Chart = /** @type {any} */ (window).Chart;
   if (!Chart) throw new Error("The chart library did not load.");
   const datasets = segments.map((segment, index) => ({
@@ -209,15 +218,24 @@ function drawScatter(canvas, { segments, points, centroids }, onPick) {
       label: "Centroids",
       segmentId: "__centroids__",
       data: centroidPoints,
-      backgroundColor: centroids.map((c, index) => (c ? colourOf(index) : "transparent")).filter((_, i) => centroids[i]),
+      // Filled in the segment's colour with a dark rim, so a centroid reads as "the middle of that group".
+      backgroundColor: centroids.map((c, index) => (c ? colourOf(index) : null)).filter(Boolean),
       borderColor: "#111",
       borderWidth: 2,
-      pointStyle: "crossRot",
-      pointRadius: 12,
-      pointHoverRadius: 14,
+      pointStyle: "rectRot",
+      pointRadius: 11,
+      pointHoverRadius: 13,
     });
   }
   const nameOf = new Map(segments.map((s) => [s.id, s.name]));
+  /** @type {string | null} */
+  let hovered = null;
+  const segmentAt = (elements) => {
+    const hit = elements?.[0];
+    if (!hit) return null;
+    const dataset = datasets[hit.datasetIndex];
+    return dataset.segmentId === "__centroids__" ? dataset.data[hit.index].segment : dataset.segmentId;
+  };
   const chart = new Chart(canvas, {
     type: "scatter",
     data: { datasets },
@@ -243,11 +261,16 @@ function drawScatter(canvas, { segments, points, centroids }, onPick) {
         },
       },
       onClick: (_event, elements) => {
-        const hit = elements?.[0];
-        if (!hit) return;
-        const dataset = datasets[hit.datasetIndex];
-        const id = dataset.segmentId === "__centroids__" ? dataset.data[hit.index].segment : dataset.segmentId;
-        onPick(id);
+        const id = segmentAt(elements);
+        if (id !== null) onPick(id);
+      },
+      onHover: (_event, elements) => {
+        const id = segmentAt(elements);
+        // Only react when the hovered segment changes: each highlight redraws the chart.
+        if (id !== hovered) {
+          hovered = id;
+          onHover(id);
+        }
       },
     },
   });
@@ -330,7 +353,12 @@ export async function renderSegments(main) {
     ),
   );
   try {
-    highlight = drawScatter(canvas, model, (id) => select(id));
+    highlight = drawScatter(
+      canvas,
+      model,
+      (id) => select(id),
+      (id) => select(id ?? pinned, { hover: true }),
+    );
   } catch (err) {
     replace(plot, h("p", { class: "form-error" }, "The plot could not be drawn."));
     announceError(err);

@@ -43,46 +43,63 @@ def write_ml100k(folder: Path) -> Path:
 
 def write_ml1m(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_lines(folder / "movies.dat", [
-        "1::Toy Story (1995)::Animation|Children's|Comedy",
-        "2::City of Lost Children, The (Cité des enfants perdus, La) (1995)::Adventure|Sci-Fi",
-        "3::Heat (1995)::Action|Crime|Thriller",
-    ], "latin-1")
+    write_lines(
+        folder / "movies.dat",
+        [
+            "1::Toy Story (1995)::Animation|Children's|Comedy",
+            "2::City of Lost Children, The (Cité des enfants perdus, La) (1995)::Adventure|Sci-Fi",
+            "3::Heat (1995)::Action|Crime|Thriller",
+        ],
+        "latin-1",
+    )
     write_lines(folder / "users.dat", ["1::F::1::10::48067", "2::M::56::16::70072"], "latin-1")
-    write_lines(folder / "ratings.dat", [
-        "1::1::5::978300760",
-        "1::2::3::978302109",
-        "2::3::4::978301968",
-        "2::1::2::978300275",
-    ], "latin-1")
+    write_lines(
+        folder / "ratings.dat",
+        [
+            "1::1::5::978300760",
+            "1::2::3::978302109",
+            "2::3::4::978301968",
+            "2::1::2::978300275",
+        ],
+        "latin-1",
+    )
     return folder
 
 
 def write_csv_release(folder: Path, with_tags: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_lines(folder / "movies.csv", [
-        "movieId,title,genres",
-        "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy",
-        '2,"American President, The (1995)",Comedy|Drama|Romance',
-        "3,Some Film,(no genres listed)",
-        "4,Babylon 5 (1994) ,Sci-Fi",
-    ])
-    write_lines(folder / "ratings.csv", [
-        "userId,movieId,rating,timestamp",
-        "1,1,4.0,964982703",
-        "1,2,4.5,964981247",
-        "2,1,2.5,1445714835",
-        "2,3,3.5,1445714885",
-        "3,4,0.5,1445715000",
-    ])
+    write_lines(
+        folder / "movies.csv",
+        [
+            "movieId,title,genres",
+            "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy",
+            '2,"American President, The (1995)",Comedy|Drama|Romance',
+            "3,Some Film,(no genres listed)",
+            "4,Babylon 5 (1994) ,Sci-Fi",
+        ],
+    )
+    write_lines(
+        folder / "ratings.csv",
+        [
+            "userId,movieId,rating,timestamp",
+            "1,1,4.0,964982703",
+            "1,2,4.5,964981247",
+            "2,1,2.5,1445714835",
+            "2,3,3.5,1445714885",
+            "3,4,0.5,1445715000",
+        ],
+    )
     if with_tags:
-        write_lines(folder / "tags.csv", [
-            "userId,movieId,tag,timestamp",
-            "1,1,pixar,1445714994",
-            "2,1,Pixar,1445714996",
-            "2,1,fun,1445714997",
-            "2,99,orphan,1445714998",
-        ])
+        write_lines(
+            folder / "tags.csv",
+            [
+                "userId,movieId,tag,timestamp",
+                "1,1,pixar,1445714994",
+                "2,1,Pixar,1445714996",
+                "2,1,fun,1445714997",
+                "2,99,orphan,1445714998",
+            ],
+        )
     return folder
 
 
@@ -107,18 +124,24 @@ def write_shop_csv(folder: Path) -> Path:
     """A generic CSV export plus its column mapping; returns the mapping file."""
     folder.mkdir(parents=True, exist_ok=True)
     write_lines(folder / "customers.csv", ["customer,age_years,city", "c1,34,Leeds", "c2,41,York"])
-    write_lines(folder / "products.csv", [
-        "sku,name,cats,price_eur,colour",
-        "p1,Red Mug,Home;Kitchen,9.5,red",
-        "p2,Desk Lamp,Home,24,black",
-    ])
-    write_lines(folder / "events.csv", [
-        "customer,sku,when,action,amount",
-        "c1,p1,2025-01-02T10:00:00Z,view,",
-        "c1,p1,2025-01-02T10:01:00Z,add_to_cart,",
-        "c1,p1,2025-01-02T10:02:00Z,buy,9.5",
-        "c2,p2,2025-01-03T08:00:00+01:00,view,",
-    ])
+    write_lines(
+        folder / "products.csv",
+        [
+            "sku,name,cats,price_eur,colour",
+            "p1,Red Mug,Home;Kitchen,9.5,red",
+            "p2,Desk Lamp,Home,24,black",
+        ],
+    )
+    write_lines(
+        folder / "events.csv",
+        [
+            "customer,sku,when,action,amount",
+            "c1,p1,2025-01-02T10:00:00Z,view,",
+            "c1,p1,2025-01-02T10:01:00Z,add_to_cart,",
+            "c1,p1,2025-01-02T10:02:00Z,buy,9.5",
+            "c2,p2,2025-01-03T08:00:00+01:00,view,",
+        ],
+    )
     return write_lines(folder / "mapping.yaml", SHOP_MAPPING.splitlines())
 
 

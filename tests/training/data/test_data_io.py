@@ -32,8 +32,14 @@ def test_empty_category_lists_survive(tmp_path: Path) -> None:
         name="tiny",
         users=pd.DataFrame({"user_id": ["u1"]}),
         items=pd.DataFrame({"item_id": ["i1", "i2"], "title": ["A", "B"], "categories": [[], []]}),
-        interactions=pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "event": ["click"],
-                                   "timestamp": [pd.Timestamp("2025-01-01", tz="UTC")]}),
+        interactions=pd.DataFrame(
+            {
+                "user_id": ["u1"],
+                "item_id": ["i1"],
+                "event": ["click"],
+                "timestamp": [pd.Timestamp("2025-01-01", tz="UTC")],
+            }
+        ),
     )
     write_dataset(ds, tmp_path)
     assert read_dataset(tmp_path).items["categories"].tolist() == [[], []]

@@ -50,8 +50,11 @@ def test_purchase_value_is_price_times_quantity() -> None:
 def test_planted_segments_are_recoverable_from_category_shares(seed: int) -> None:
     ds = generate_demo_shop(seed=seed, n_users=400, n_items=300)
     category = ds.items.set_index("item_id")["categories"].str[0]
-    shares = pd.crosstab(ds.interactions["user_id"], ds.interactions["item_id"].map(category),
-                         normalize="index").reindex(ds.users["user_id"]).fillna(0.0)
+    shares = (
+        pd.crosstab(ds.interactions["user_id"], ds.interactions["item_id"].map(category), normalize="index")
+        .reindex(ds.users["user_id"])
+        .fillna(0.0)
+    )
     labels = KMeans(n_clusters=len(SEGMENTS), n_init=5, random_state=0).fit_predict(shares.to_numpy())
     ari = adjusted_rand_score(ds.users["planted_segment"].to_numpy(), labels)
     assert ari >= 0.5

@@ -4,7 +4,6 @@ known items, tuning on validation, one test evaluation, and the JSON report's sc
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from explainrec.errors import ConfigError
@@ -15,43 +14,12 @@ from training.evaluation.harness import evaluate_model
 from training.evaluation.models import MODELS, resolve_models
 from training.evaluation.report import format_table, report_json
 
-N_USERS, N_ITEMS = 60, 40
-
-
-def planted_dataset(seed: int = 0) -> Dataset:
-    """Even users rate even items 5 (odd: odd), plus a few low ratings that are not positives."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    start = pd.Timestamp("2024-01-01", tz="UTC")
-    for user in range(N_USERS):
-        liked = rng.choice(np.arange(user % 2, N_ITEMS, 2), size=12, replace=False)
-        disliked = rng.choice(np.arange(1 - user % 2, N_ITEMS, 2), size=2, replace=False)
-        for k, item in enumerate([*liked, *disliked]):
-            rating = 5.0 if k < len(liked) else 1.0
-            rows.append((f"u{user}", f"i{item}", start + pd.Timedelta(hours=user * 20 + k), "rating", rating))
-    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "event", "value"])
-    users = pd.DataFrame(
-        {
-            "user_id": [f"u{u}" for u in range(N_USERS)],
-            "gender": ["F" if u % 2 == 0 else "M" for u in range(N_USERS)],
-            "age": pd.array([25 + u % 30 for u in range(N_USERS)], dtype="Int64"),
-            "occupation": ["writer" if u % 3 else "doctor" for u in range(N_USERS)],
-        }
-    )
-    items = pd.DataFrame(
-        {
-            "item_id": [f"i{i}" for i in range(N_ITEMS)],
-            "title": [f"Item {i}" for i in range(N_ITEMS)],
-            "categories": [["Even"] if i % 2 == 0 else ["Odd"] for i in range(N_ITEMS)],
-        }
-    )
-    return Dataset("planted", users, items, interactions)
+N_USERS, N_ITEMS = 60, 40  # the planted data set's size (conftest.py)
 
 
 @pytest.fixture(scope="module")
-def data() -> EvalData:
-    ds = planted_dataset()
-    return build_eval_data(ds, make_split(ds, "random", seed=0))
+def data(planted: Dataset) -> EvalData:
+    return build_eval_data(planted, make_split(planted, "random", seed=0))
 
 
 def test_known_and_target_matrices_follow_the_split(data: EvalData) -> None:
@@ -62,8 +30,13 @@ def test_known_and_target_matrices_follow_the_split(data: EvalData) -> None:
     # Testing excludes train and validation items; neither may overlap the test targets.
     assert data.test_known.nnz == len(data.split.train) + len(data.split.valid)
     assert data.test_targets.multiply(data.test_known).nnz == 0
-    assert data.counts() == {"train": len(data.split.train), "valid": len(data.split.valid),
-                             "test": len(data.split.test), "users": N_USERS, "items": N_ITEMS}
+    assert data.counts() == {
+        "train": len(data.split.train),
+        "valid": len(data.split.valid),
+        "test": len(data.split.test),
+        "users": N_USERS,
+        "items": N_ITEMS,
+    }
 
 
 def test_tuned_models_beat_popularity_on_the_planted_split(data: EvalData) -> None:
@@ -92,9 +65,8 @@ def test_report_has_the_documented_schema(data: EvalData) -> None:
     assert "itemknn" in format_table([result])
 
 
-def test_cold_start_models_rank_users_without_history() -> None:
-    ds = planted_dataset()
-    data = build_eval_data(ds, make_split(ds, "cold-start", seed=0, cold_frac=0.3))
+def test_cold_start_models_rank_users_without_history(planted: Dataset) -> None:
+    data = build_eval_data(planted, make_split(planted, "cold-start", seed=0, cold_frac=0.3))
     test_users = np.flatnonzero(np.diff(data.test_targets.indptr) > 0)
     assert test_users.size > 0
     assert data.test_known[test_users].nnz == 0  # cold users have nothing to exclude

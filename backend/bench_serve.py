@@ -1,0 +1,570 @@
+"""`explainrec bench serve`: load-test the real server against the framework ceiling.
+
+    explainrec bench serve --bundle artifacts/bundles --concurrency 32 --duration 20 --json OUT.json
+    explainrec bench serve --bundle DIR --profile recs --profile-out artifacts/bench/recs.txt
+
+Starts `explainrec serve` (uvicorn, `--workers` processes) on a throwaway SQLite database, and,
+served the same way, a bare FastAPI app whose one endpoint returns a constant JSON body as large
+as a top-10 response (the ceiling). Each scenario is driven for `--duration` seconds by locust,
+headless, in its own process, with `--concurrency` users that send the next request as soon as
+the last one answers. Output (issue 9):
+
+    {"concurrency": 32, "scenarios": {"recs": {"rps", "p50_ms", "p95_ms", "p99_ms", "errors"}, ...},
+     "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71}
+
+`--profile SCENARIO` also samples the server worker with py-spy during that scenario and
+prints where its time goes. This module doubles as the locustfile: the user classes below are
+defined only inside the locust process (EXPLAINREC_BENCH_LOCUST=1), so importing it for the
+CLI does not pull in locust or gevent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from explainrec.errors import ConfigError
+
+SCENARIOS = {  # scenario name -> locust user class defined below
+    "recs": "RecsUser",
+    "recs_explain": "RecsExplainUser",
+    "cold_start": "ColdStartUser",
+    "similar": "SimilarUser",
+    "feedback": "FeedbackUser",  # last: its writes would otherwise change later recommendations
+}
+CEILING_CLASS = "CeilingUser"
+LOCUST_ENV, IDS_ENV, KEY_ENV, CEILING_BYTES_ENV = (
+    "EXPLAINREC_BENCH_LOCUST",
+    "EXPLAINREC_BENCH_IDS",
+    "EXPLAINREC_BENCH_KEY",
+    "EXPLAINREC_BENCH_CEILING_BYTES",
+)
+STAT_KEYS = ("rps", "p50_ms", "p95_ms", "p99_ms", "errors")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bundle", type=Path, required=True, help="bundles root (follows LATEST) or a version dir"
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="simultaneous locust users (default 32)")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per scenario (default 20)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes, both servers (default 1)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (the ceiling always runs)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(SCENARIOS),
+        default=None,
+        help="sample the server with py-spy during this scenario",
+    )
+    parser.add_argument(
+        "--profile-out",
+        type=Path,
+        default=None,
+        help="where the profile summary goes (default: next to --json, or stdout only)",
+    )
+
+
+# -- processes --
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A server in its own process group (uvicorn workers included), logging to a file."""
+
+    def __init__(
+        self, command: list[str], env: dict[str, str], port: int, log_path: Path, ready_path: str = "/readyz"
+    ) -> None:
+        self.command, self.env, self.port, self.log_path, self.ready_path = (
+            command,
+            env,
+            port,
+            log_path,
+            ready_path,
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 120.0) -> ServerProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ConfigError(f"server exited with {self.process.returncode}; log: {self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ConfigError(f"server not ready on {self.url} after {timeout_s:.0f} s; log: {self.log_tail()}")
+
+    def worker_pids(self) -> list[int]:
+        """The process group's members that serve requests (the uvicorn workers, or the one process)."""
+        assert self.process is not None
+        found = subprocess.run(
+            ["ps", "-o", "pid=", "-g", str(self.process.pid)], capture_output=True, text=True
+        )
+        pids = [int(p) for p in found.stdout.split()]
+        children = [p for p in pids if p != self.process.pid]
+        # With --workers > 1 the parent only supervises; uvicorn also starts a resource tracker child.
+        return [
+            p for p in children if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()
+        ] or [self.process.pid]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.kill(signal.SIGTERM)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log_path.read_text("utf-8", "replace")[-chars:] if self.log_path.is_file() else ""
+
+
+def server_env(bundle: Path, workdir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "EXPLAINREC_BUNDLE_DIR": str(bundle.resolve()),
+        "EXPLAINREC_WORKDIR": str(workdir),
+        "EXPLAINREC_RATE_LIMIT_FEEDBACK_PER_MINUTE": "1000000000",
+        "EXPLAINREC_RATE_LIMIT_AUTH_PER_MINUTE": "1000000000",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
+    env.pop("EXPLAINREC_DATABASE_URL", None)
+    env.update(extra)
+    return env
+
+
+def explainrec_server(
+    bundle: Path, workdir: Path, workers: int, port: int | None = None, **extra_env: str
+) -> ServerProcess:
+    """`explainrec serve` on a loopback port with an SQLite file in `workdir` (not started yet)."""
+    port = port or free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "explainrec.cli",
+        "serve",
+        "--bundle",
+        str(bundle.resolve()),
+        "--workdir",
+        str(workdir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return ServerProcess(
+        command, server_env(bundle, workdir, **extra_env), port, workdir / f"server-{port}.log"
+    )
+
+
+def ceiling_app() -> Any:
+    """A bare FastAPI app answering GET /ceiling with a constant JSON body of the configured size."""
+    from fastapi import FastAPI, Response
+
+    size = int(os.environ.get(CEILING_BYTES_ENV, "2048"))
+    filler = max(0, size - len('{"pad":""}'))
+    body = json.dumps({"pad": "x" * filler}, separators=(",", ":")).encode()
+    app = FastAPI()
+
+    @app.get("/ceiling")
+    def ceiling() -> Response:
+        return Response(body, media_type="application/json")
+
+    @app.get("/readyz")
+    def ready() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
+
+
+def ceiling_server(workdir: Path, workers: int, body_bytes: int, log_level: str) -> ServerProcess:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "backend.bench_serve:ceiling_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        log_level,
+        "--proxy-headers",
+    ]
+    env = {**os.environ, CEILING_BYTES_ENV: str(body_bytes), "OMP_NUM_THREADS": "1"}
+    return ServerProcess(command, env, port, workdir / "ceiling.log")
+
+
+# -- load generation --
+
+
+def run_locust(
+    user_class: str, host: str, concurrency: int, duration: int, workdir: Path, env: dict[str, str]
+) -> dict[str, float | int]:
+    prefix = workdir / f"locust-{user_class}"
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(Path(__file__).resolve()),
+        "--headless",
+        "-u",
+        str(concurrency),
+        "-r",
+        str(concurrency),
+        "-t",
+        f"{duration}s",
+        "--host",
+        host,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--reset-stats",
+        "--stop-timeout",
+        "5",
+        "--loglevel",
+        "WARNING",
+        user_class,
+    ]
+    done = subprocess.run(
+        command,
+        env={**os.environ, **env, LOCUST_ENV: "1"},
+        capture_output=True,
+        text=True,
+        timeout=duration + 120,
+    )
+    stats = Path(f"{prefix}_stats.csv")
+    if not stats.is_file():
+        raise ConfigError(f"locust wrote no statistics (exit {done.returncode}): {done.stderr[-2000:]}")
+    return parse_locust_stats(stats)
+
+
+def parse_locust_stats(path: Path) -> dict[str, float | int]:
+    """The aggregated row of locust's `*_stats.csv` in the issue-9 shape."""
+    with path.open(newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    row = rows.get("Aggregated")
+    if row is None or int(row["Request Count"]) == 0:
+        raise ConfigError(f"locust recorded no requests in {path}")
+
+    def ms(column: str) -> float:
+        return float(row[column]) if row[column] not in ("", "N/A") else float("nan")
+
+    return {
+        "rps": round(float(row["Requests/s"]), 1),
+        "p50_ms": ms("50%"),
+        "p95_ms": ms("95%"),
+        "p99_ms": ms("99%"),
+        "errors": int(row["Failure Count"]),
+    }
+
+
+# -- profiling --
+
+
+def start_profiler(pid: int, duration: int, workdir: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` at 200 Hz into collapsed stacks, for most of one scenario."""
+    command = [
+        "py-spy",
+        "record",
+        "--format",
+        "raw",
+        "--rate",
+        "200",
+        "--duration",
+        str(max(1, duration - 2)),
+        "--nonblocking",
+        "--output",
+        str(workdir / "profile.collapsed"),
+        "--pid",
+        str(pid),
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish_profile(profiler: subprocess.Popen[bytes], workdir: Path, out: Path | None) -> None:
+    _, errors = profiler.communicate(timeout=120)
+    raw = workdir / "profile.collapsed"
+    summary = summarize_profile(raw) if raw.is_file() else f"py-spy failed: {errors.decode(errors='replace')}"
+    print(summary, flush=True)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(summary + "\n", "utf-8")
+
+
+# Leaf frames of threads that wait for work (idle thread-pool threads, the event loop polling).
+IDLE_LEAVES = ("Condition.wait ", "Event.wait ", "Queue.get ", "Runner.run ", "select ", "_run_once ")
+# Where a busy sample's time goes, by the file of the innermost frame.
+AREAS = (
+    ("database (sqlalchemy + sqlite)", ("sqlalchemy/", "sqlite3/", "backend/db/")),
+    ("vector math (numpy/faiss/torch)", ("numpy/", "faiss/", "torch/")),
+    ("validation + JSON (pydantic/json)", ("pydantic", "json/", "fastapi/encoders", "orjson")),
+    ("framework (fastapi/starlette/anyio)", ("fastapi/", "starlette/", "anyio/")),
+    ("server + HTTP (uvicorn/httptools)", ("uvicorn/", "httptools", "asyncio/")),
+    ("logging", ("logging/",)),
+    ("threading hand-off", ("threading.py", "queue.py", "concurrent/")),
+    ("our code (backend/embeddings/explain)", ("backend/", "embeddings/", "explain/")),
+)
+
+
+def _area(frame: str) -> str:
+    return next((name for name, needles in AREAS if any(n in frame for n in needles)), "other")
+
+
+def summarize_profile(collapsed: Path, top: int = 20) -> str:
+    """Where the server's busy time goes: py-spy collapsed stacks, idle waits left out.
+
+    Shares are of busy thread-samples; a function counts once per stack (inclusive)."""
+    inclusive: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
+    busy = idle = 0
+    for line in collapsed.read_text("utf-8", "replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        if not frames or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        if frames[-1].startswith(IDLE_LEAVES):
+            idle += count
+            continue
+        busy += count
+        areas[_area(frames[-1])] += count
+        for frame in set(frames):
+            if any(
+                own in frame for own in ("backend/", "embeddings/", "explain/", "sqlalchemy/orm/session.py")
+            ):
+                inclusive[frame] += count
+    if busy == 0:
+        return "no busy samples"
+    lines = [f"{busy} busy thread-samples ({idle} idle left out); self time by area:"]
+    lines += [f"{100 * n / busy:5.1f}%  {name}" for name, n in areas.most_common()]
+    lines += ["", "inclusive share of busy samples, our functions (and ORM sessions):"]
+    lines += [f"{100 * n / busy:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
+    return "\n".join(lines)
+
+
+# -- the command --
+
+
+def _ids(bundle: Path) -> dict[str, list[str]]:
+    from embeddings.bundle import resolve_bundle_dir
+    from embeddings.features import FeatureSpec
+
+    spec = FeatureSpec.from_json((resolve_bundle_dir(bundle) / "feature_spec.json").read_text("utf-8"))
+    return {"users": list(spec.user_ids), "items": list(spec.item_ids), "categories": list(spec.categories)}
+
+
+def mint_admin_key(workdir: Path) -> str:
+    """A read+feedback+admin API key in the SQLite database of `workdir` (migrated first)."""
+    from backend.db.engine import make_engine, make_session_factory, upgrade_database
+    from backend.store import Store
+
+    engine = make_engine(f"sqlite:///{(workdir / 'explainrec.db').resolve()}")
+    upgrade_database(engine)
+    key, _ = Store(make_session_factory(engine)).create_api_key("bench", ["read", "feedback", "admin"])
+    engine.dispose()
+    return key
+
+
+def _top10_bytes(server: ServerProcess, user_id: str, key: str) -> int:
+    request = urllib.request.Request(
+        f"{server.url}/api/v1/recommendations?user_id={quote(user_id)}&k=10", headers={"X-API-Key": key}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return len(response.read())
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown or not chosen:
+        raise ConfigError(f"--scenarios must name some of {', '.join(SCENARIOS)}; unknown: {unknown}")
+    if args.concurrency < 1 or args.duration < 1 or args.workers < 1:
+        raise ConfigError("--concurrency, --duration and --workers must be at least 1")
+    if args.profile is not None and args.profile not in chosen:
+        raise ConfigError(f"--profile {args.profile} needs that scenario in --scenarios")
+    if args.profile is not None and shutil.which("py-spy") is None:
+        raise ConfigError("--profile needs py-spy (pip install py-spy==0.4.3, in the dev extras)")
+    try:
+        ids = _ids(args.bundle)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"--bundle {args.bundle}: cannot read its feature spec: {exc}") from exc
+    ordered = [s for s in SCENARIOS if s in chosen]
+    workdir = Path(tempfile.mkdtemp(prefix="explainrec-bench-"))
+    log_level = os.environ.get("EXPLAINREC_LOG_LEVEL", "info").lower()
+    server = ceiling = None
+    try:
+        key = mint_admin_key(workdir)
+        (workdir / "ids.json").write_text(json.dumps(ids), "utf-8")
+        locust_env = {IDS_ENV: str(workdir / "ids.json"), KEY_ENV: key}
+        print(f"starting explainrec serve ({args.workers} worker(s)) on {args.bundle}", flush=True)
+        server = explainrec_server(args.bundle, workdir, args.workers).start()
+        body_bytes = _top10_bytes(server, ids["users"][0], key)
+        results: dict[str, dict[str, float | int]] = {}
+        for name in ordered:
+            print(f"scenario {name}: {args.concurrency} users for {args.duration} s", flush=True)
+            profiler = (
+                start_profiler(server.worker_pids()[0], args.duration, workdir)
+                if name == args.profile
+                else None
+            )
+            results[name] = run_locust(
+                SCENARIOS[name], server.url, args.concurrency, args.duration, workdir, locust_env
+            )
+            print(f"  {results[name]}", flush=True)
+            if profiler is not None:
+                out = args.profile_out or (args.json.with_suffix(".profile.txt") if args.json else None)
+                finish_profile(profiler, workdir, out)
+        server.stop()
+        print(f"starting the ceiling app (constant {body_bytes}-byte JSON body)", flush=True)
+        ceiling = ceiling_server(workdir, args.workers, body_bytes, log_level).start()
+        ceiling_stats = run_locust(
+            CEILING_CLASS, ceiling.url, args.concurrency, args.duration, workdir, locust_env
+        )
+        print(f"  ceiling {ceiling_stats}", flush=True)
+    finally:
+        for proc in (server, ceiling):
+            if proc is not None:
+                proc.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    ratio = (
+        results["recs"]["rps"] / ceiling_stats["rps"] if "recs" in results and ceiling_stats["rps"] else 0.0
+    )
+    report = {
+        "concurrency": args.concurrency,
+        "scenarios": results,
+        "ceiling": ceiling_stats,
+        "ratio_recs_to_ceiling": round(ratio, 3),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", "utf-8")
+    return 0
+
+
+# -- locust users (only inside the load-generator process) --
+
+if os.environ.get(LOCUST_ENV) == "1":
+    from locust import FastHttpUser, constant, task
+
+    _IDS: dict[str, list[str]] = json.loads(Path(os.environ[IDS_ENV]).read_text("utf-8"))
+    _AUTH = {"X-API-Key": os.environ.get(KEY_ENV, "")}
+    _JSON_AUTH = {**_AUTH, "Content-Type": "application/json"}
+
+    class _ClosedLoop(FastHttpUser):
+        abstract = True
+        wait_time = constant(0)  # the next request goes out as soon as the last one answers
+
+    class RecsUser(_ClosedLoop):
+        @task
+        def top10(self) -> None:
+            user = random.choice(_IDS["users"])
+            self.client.get(f"/api/v1/recommendations?user_id={user}&k=10", headers=_AUTH, name="recs")
+
+    class RecsExplainUser(_ClosedLoop):
+        @task
+        def top10_explained(self) -> None:
+            user = random.choice(_IDS["users"])
+            self.client.get(
+                f"/api/v1/recommendations?user_id={quote(user)}&k=10&explain=true",
+                headers=_AUTH,
+                name="recs_explain",
+            )
+
+    class ColdStartUser(_ClosedLoop):
+        @task
+        def cold_start(self) -> None:
+            body = {
+                "profile": {
+                    "age": random.randint(18, 70),
+                    "interests": random.sample(_IDS["categories"], k=min(2, len(_IDS["categories"]))),
+                },
+                "liked_items": random.sample(_IDS["items"], k=2),
+                "k": 10,
+                "explain": False,
+            }
+            self.client.post(
+                "/api/v1/recommendations/cold-start",
+                data=json.dumps(body),
+                headers=_JSON_AUTH,
+                name="cold_start",
+            )
+
+    class SimilarUser(_ClosedLoop):
+        @task
+        def similar(self) -> None:
+            self.client.get(
+                f"/api/v1/items/{quote(random.choice(_IDS['items']), safe='')}/similar?k=10", name="similar"
+            )
+
+    class FeedbackUser(_ClosedLoop):
+        @task
+        def feedback(self) -> None:
+            body = {
+                "user_id": random.choice(_IDS["users"]),
+                "item_id": random.choice(_IDS["items"]),
+                "event": "click",
+                "idempotency_key": uuid.uuid4().hex,
+            }
+            self.client.post("/api/v1/feedback", data=json.dumps(body), headers=_JSON_AUTH, name="feedback")
+
+    class CeilingUser(_ClosedLoop):
+        @task
+        def ceiling(self) -> None:
+            self.client.get("/ceiling", name="ceiling")

@@ -1,0 +1,120 @@
+"""Reload swaps bundles atomically and refuses corrupt ones; health, readiness, metrics, static UI, errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+from backend.settings import Settings
+from tests.backend.conftest import api_key
+from tests.support.toy_shop import make_toy_bundle
+
+
+@pytest.fixture
+def copied_root(tmp_path: Path, toy_bundles: Path) -> tuple[Path, str]:
+    """A writable copy of the session's bundles root and the version LATEST names in it."""
+    root = tmp_path / "bundles"
+    shutil.copytree(toy_bundles, root)
+    return root, (root / "LATEST").read_text().strip()
+
+
+def test_reload_swaps_versions_and_refuses_corrupt(tmp_path: Path, copied_root: tuple[Path, str]) -> None:
+    root, first = copied_root
+    settings = Settings(workdir=tmp_path, bundle_dir=root)
+    with TestClient(create_app(settings)) as client:
+        admin = api_key(client, "admin", "read")
+        recs = "/api/v1/recommendations"
+        assert client.get(recs, params={"user_id": "u00"}, headers=admin).json()["model_version"] == first
+        second = make_toy_bundle(root, seed=1).name  # LATEST now names the new version
+        swapped = client.post("/api/v1/admin/reload", headers=admin)
+        assert swapped.status_code == 200, swapped.text
+        assert swapped.json() == {**swapped.json(), "model_version": second, "previous_version": first}
+        assert client.get(recs, params={"user_id": "u00"}, headers=admin).json()["model_version"] == second
+        assert f'explainrec_model_info{{version="{second}"}} 1.0' in client.get("/metrics").text
+
+        # A copy of the first bundle with one flipped byte: refused, the second keeps serving.
+        bad = root / "corrupt"
+        shutil.copytree(root / first, bad)
+        target = bad / "item_vectors.npy"
+        target.chmod(0o644)
+        data = bytearray(target.read_bytes())
+        data[-1] ^= 0xFF
+        target.write_bytes(bytes(data))
+        refused = client.post("/api/v1/admin/reload", json={"version": "corrupt"}, headers=admin)
+        assert refused.status_code == 422 and f"still serving {second}" in refused.json()["detail"]
+        assert "sha256" in refused.json()["detail"]
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["model_version"] == second
+        assert "sha256" in ready["last_reload_error"]
+        assert client.get(recs, params={"user_id": "u00"}, headers=admin).json()["model_version"] == second
+        # Names only, never paths: a client cannot point the service at arbitrary folders.
+        for version in ("../../etc", "/tmp", ".hidden", "missing"):
+            response = client.post("/api/v1/admin/reload", json={"version": version}, headers=admin)
+            assert response.status_code == 422, version
+        back = client.post("/api/v1/admin/reload", json={"version": first}, headers=admin)
+        assert back.json()["model_version"] == first
+
+
+def test_starts_without_a_bundle_and_says_why(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(workdir=tmp_path))) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "no bundle" in ready.json()["detail"]
+        assert client.get("/healthz").json() == {"status": "ok"}
+        items = client.get("/api/v1/items")
+        assert items.status_code == 503 and "no model is being served" in items.json()["detail"]
+
+
+def test_health_metrics_and_static_ui(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["database"] == "ok"
+    client.post("/api/v1/recommendations/cold-start", json={"profile": {"interests": ["Books"]}, "k": 2})
+    client.get("/api/v1/items/i01")
+    metrics = client.get("/metrics").text
+    assert 'route="/api/v1/items/{item_id}"' in metrics  # one series per route template, not per id
+    assert 'explainrec_explanations_total{source="template"} 2.0' in metrics
+    page = client.get("/")
+    assert page.status_code == 200 and "static test page" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff" and page.headers["x-frame-options"] == "DENY"
+    api = client.get("/api/v1/items/i01")
+    assert api.headers["x-content-type-options"] == "nosniff"
+    assert (
+        "access-control-allow-origin"
+        not in client.get("/api/v1/items", headers={"Origin": "https://evil.example"}).headers
+    )
+
+
+def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
+    for path in ("/api/v1/nothing", "/no/such/page"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+    response = client.delete("/api/v1/items/i01")
+    assert response.status_code == 405 and "detail" in response.json()
+
+
+def test_openapi_documents_every_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/api/v1/recommendations",
+        "/api/v1/recommendations/cold-start",
+        "/api/v1/items",
+        "/api/v1/items/{item_id}",
+        "/api/v1/items/{item_id}/similar",
+        "/api/v1/feedback",
+        "/api/v1/segments",
+        "/api/v1/segments/{segment_id}",
+        "/api/v1/users/{user_id}",
+        "/api/v1/auth/signup",
+        "/api/v1/auth/login",
+        "/api/v1/auth/logout",
+        "/api/v1/admin/reload",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths, path

@@ -1,0 +1,99 @@
+"""The towers alone: shapes, normalisation, cold inputs, pooling paths and rebuild from config."""
+
+from __future__ import annotations
+
+import torch
+
+from embeddings.towers import ItemFeatures, TwoTowerConfig, TwoTowerModel, UserBatch
+
+N_USERS, N_ITEMS, N_CATS, TEXT = 6, 12, 3, 5
+
+
+def make_model(**overrides: object) -> TwoTowerModel:
+    torch.manual_seed(0)
+    features = ItemFeatures(
+        categories=torch.eye(N_CATS)[torch.arange(N_ITEMS) % N_CATS],
+        price_bucket=torch.arange(N_ITEMS) % 4,
+        text=torch.randn(N_ITEMS, TEXT),
+    )
+    config = TwoTowerConfig(n_users=N_USERS, n_items=N_ITEMS, n_categories=N_CATS, n_price_buckets=4,
+                            text_dim=TEXT, profile_cardinalities=[3, 5], dim=8, hidden=16, id_dim=8,
+                            **overrides)  # type: ignore[arg-type]
+    return TwoTowerModel(config, features).eval()
+
+
+def batch(user_idx: list[int], history: list[list[int]], length: int = 4) -> UserBatch:
+    hist = torch.zeros((len(user_idx), length), dtype=torch.long)
+    mask = torch.zeros_like(hist, dtype=torch.bool)
+    for row, items in enumerate(history):
+        hist[row, : len(items)] = torch.tensor(items, dtype=torch.long)
+        mask[row, : len(items)] = True
+    return UserBatch(
+        user_idx=torch.tensor(user_idx), profile=torch.tensor([[1, 2]] * len(user_idx)),
+        interests=torch.zeros((len(user_idx), N_CATS)), history=hist, history_mask=mask,
+    )
+
+
+def test_outputs_are_unit_vectors_of_the_configured_size() -> None:
+    for item_bias in (False, True):
+        model = make_model(item_bias=item_bias)
+        users = model.encode_users(batch([1, 0], [[1, 2], []]))
+        items = model.all_item_vectors()
+        assert users.shape == (2, 8) and items.shape == (N_ITEMS, 8)
+        assert torch.allclose(users.norm(dim=1), torch.ones(2), atol=1e-5)
+        assert torch.allclose(items.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
+
+
+def test_padding_never_changes_a_user_vector() -> None:
+    for pooling in ("mean", "attention"):
+        model = make_model(history_pooling=pooling)
+        short = model.encode_users(batch([2], [[3, 4]], length=2))
+        padded = model.encode_users(batch([2], [[3, 4]], length=6))
+        assert torch.allclose(short, padded, atol=1e-5), pooling
+
+
+def test_precomputed_item_vectors_give_the_same_users() -> None:
+    for pooling in ("mean", "attention"):
+        model = make_model(history_pooling=pooling, history_item_embedding=True)
+        users = batch([1, 3, 0], [[1, 2, 5], [7], []])
+        items = model.all_item_vectors()
+        direct = model.encode_users(users)
+        assert torch.allclose(direct, model.encode_users(users, item_vectors=items), atol=1e-5)
+        gathered = model.encode_users(users, history_vectors=items[users.history])
+        assert torch.allclose(direct, gathered, atol=1e-5)
+
+
+def test_history_changes_the_user_vector_and_text_free_items_work() -> None:
+    model = make_model()
+    a, b = model.encode_users(batch([0, 0], [[0, 3], [1, 4]]))
+    assert not torch.allclose(a, b)
+    no_text = TwoTowerModel(
+        TwoTowerConfig(n_users=2, n_items=4, n_categories=2, n_price_buckets=2, text_dim=0),
+        ItemFeatures(torch.ones(4, 2), torch.zeros(4, dtype=torch.long), torch.zeros(4, 0)),
+    )
+    assert no_text.all_item_vectors().shape == (4, 64)
+
+
+def test_rebuilt_from_config_and_state_dict_gives_identical_vectors() -> None:
+    model = make_model(history_item_embedding=True, item_bias=True)
+    with torch.no_grad():
+        model.item_bias.weight.normal_()
+    rebuilt = TwoTowerModel(TwoTowerConfig(**model.config.to_dict()),  # type: ignore[arg-type]
+                            ItemFeatures(torch.zeros(N_ITEMS, N_CATS), torch.zeros(N_ITEMS, dtype=torch.long),
+                                         torch.zeros(N_ITEMS, TEXT)))
+    rebuilt.load_state_dict(model.state_dict())
+    rebuilt.eval()
+    users = batch([1, 0], [[2], [4, 5]])
+    assert torch.allclose(model.encode_users(users), rebuilt.encode_users(users))
+    assert torch.allclose(model.all_item_vectors(), rebuilt.all_item_vectors())
+
+
+def test_id_dropout_only_applies_in_training() -> None:
+    model = make_model(user_id_dropout=1.0, use_history=False)
+    with_id = model.encode_users(batch([1], [[]]))
+    model.train()
+    model.user_mlp[2].p = 0.0  # isolate id dropout from ordinary dropout
+    without_id = model.encode_users(batch([1], [[]]))
+    anonymous = model.eval().encode_users(batch([0], [[]]))
+    assert not torch.allclose(with_id, without_id)
+    assert torch.allclose(without_id, anonymous, atol=1e-6)

@@ -1,0 +1,89 @@
+"""`explainrec bench serve` pieces that need no load run: option checks, locust statistics
+parsing, the ceiling app and the profile summary. The load run itself is exercised by
+test_hot_swap.py (real server + locust) and documented in docs/benchmarks-serving.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend import bench_serve
+from explainrec.errors import ConfigError, ExplainrecError
+
+LOCUST_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
+Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,\
+50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%
+GET,recs,4880,2,120,130.2,3.1,900.5,1420.0,244.07,0.1,120,140,160,170,210,250,400,580,880,900,900
+,Aggregated,4880,2,120,130.2,3.1,900.5,1420.0,244.07,0.1,120,140,160,170,210,250,400,580,880,900,900
+"""
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench_serve.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_locust_statistics_become_the_issue_9_shape(tmp_path: Path) -> None:
+    stats = tmp_path / "x_stats.csv"
+    stats.write_text(LOCUST_CSV)
+    parsed = bench_serve.parse_locust_stats(stats)
+    assert parsed == {"rps": 244.1, "p50_ms": 120.0, "p95_ms": 250.0, "p99_ms": 580.0, "errors": 2}
+    assert tuple(parsed) == bench_serve.STAT_KEYS
+
+
+def test_empty_locust_statistics_are_an_error(tmp_path: Path) -> None:
+    stats = tmp_path / "x_stats.csv"
+    stats.write_text(
+        LOCUST_CSV.splitlines()[0] + "\n,Aggregated,0,0,0,0,0,0,0,0,0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,"
+        "N/A,N/A,N/A\n"
+    )
+    with pytest.raises(ConfigError, match="no requests"):
+        bench_serve.parse_locust_stats(stats)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenarios", "recs,nope"], "unknown"),
+        (["--concurrency", "0"], "at least 1"),
+        (["--profile", "similar", "--scenarios", "recs"], "needs that scenario"),
+    ],
+)
+def test_bad_options_are_config_errors(
+    tmp_path: Path, toy_bundles: Path, argv: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        bench_serve.run(parse(["--bundle", str(toy_bundles), *argv]))
+
+
+def test_a_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ExplainrecError, match="no bundle"):
+        bench_serve.run(parse(["--bundle", str(tmp_path / "nowhere")]))
+
+
+def test_ceiling_body_has_the_requested_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(bench_serve.CEILING_BYTES_ENV, "1420")
+    with TestClient(bench_serve.ceiling_app()) as client:
+        response = client.get("/ceiling")
+    assert response.status_code == 200 and len(response.content) == 1420
+    assert json.loads(response.content)["pad"].startswith("x")
+
+
+def test_profile_summary_leaves_idle_threads_out(tmp_path: Path) -> None:
+    collapsed = tmp_path / "p.txt"
+    collapsed.write_text(
+        "run (a.py:1);WorkerThread.run (anyio/_backends/_asyncio.py:1113);"
+        "Condition.wait (threading.py:327) 900\n"
+        "run (a.py:1);get_principal (backend/deps.py:150);do_execute (sqlalchemy/engine/default.py:1) 60\n"
+        "run (a.py:1);recommend (backend/recommender.py:177);search (faiss/__init__.py:9) 40\n"
+    )
+    summary = bench_serve.summarize_profile(collapsed)
+    assert "100 busy thread-samples (900 idle left out)" in summary
+    assert " 60.0%  database" in summary and " 40.0%  vector math" in summary
+    assert " 60.0%  get_principal (backend/deps.py:150)" in summary
