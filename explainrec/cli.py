@@ -41,7 +41,8 @@ def _load(name: str) -> ModuleType:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="explainrec", description=__doc__.splitlines()[1] if __doc__ else "")
+    description = __doc__.splitlines()[1] if __doc__ else ""
+    parser = argparse.ArgumentParser(prog="explainrec", description=description)
     parser.add_argument("--version", action="version", version=f"explainrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
