@@ -20,10 +20,21 @@ from fastapi.staticfiles import StaticFiles
 
 from backend.db.engine import make_engine, make_session_factory, upgrade_database
 from backend.errors import install_error_handlers
+from backend.hotcache import DatabaseWatch, HotCache
 from backend.metrics import Metrics
 from backend.middleware import BodyLimitMiddleware, EdgeMiddleware
 from backend.ratelimit import RateLimiter
-from backend.routes import admin, auth, feedback, health, items, recommendations, segments, users
+from backend.routes import (
+    admin,
+    auth,
+    feedback,
+    health,
+    items,
+    profile,
+    recommendations,
+    segments,
+    users,
+)
 from backend.settings import Settings
 from backend.state import ServiceState
 from backend.store import Store
@@ -50,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         auth_limiter=RateLimiter(settings.rate_limit_auth_per_minute),
         feedback_limiter=RateLimiter(settings.rate_limit_feedback_per_minute),
+        cache=HotCache(
+            DatabaseWatch.for_url(settings.resolved_database_url()), key_ttl_s=settings.api_key_cache_s
+        ),
     )
 
     @asynccontextmanager
@@ -61,12 +75,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BundleError as exc:
             log.error("starting without a model: %s", exc)
         yield
+        state.cache.watch.close()
         engine.dispose()
 
     app = FastAPI(title="explainrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.service = state
     install_error_handlers(app, settings.retry_after_s)
-    for module in (health, recommendations, items, feedback, segments, users, auth, admin):
+    for module in (health, recommendations, items, feedback, segments, users, auth, admin, profile):
         app.include_router(module.router)
     frontend = settings.resolved_frontend_dir()
     if frontend is not None:

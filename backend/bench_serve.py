@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -36,6 +38,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -215,12 +218,13 @@ def ceiling_app() -> Any:
     body = json.dumps({"pad": "x" * filler}, separators=(",", ":")).encode()
     app = FastAPI()
 
+    # async: the cheapest way FastAPI can answer, so the ratio is against the real ceiling.
     @app.get("/ceiling")
-    def ceiling() -> Response:
+    async def ceiling() -> Response:
         return Response(body, media_type="application/json")
 
     @app.get("/readyz")
-    def ready() -> dict[str, str]:
+    async def ready() -> dict[str, str]:
         return {"status": "ready"}
 
     return app
@@ -244,8 +248,50 @@ def ceiling_server(workdir: Path, workers: int, body_bytes: int, log_level: str)
         log_level,
         "--proxy-headers",
     ]
+    # Served the same way as `explainrec serve`: access log only when that has it on.
+    if os.environ.get("EXPLAINREC_ACCESS_LOG", "false").lower() not in ("1", "true", "yes", "on"):
+        command.append("--no-access-log")
     env = {**os.environ, CEILING_BYTES_ENV: str(body_bytes), "OMP_NUM_THREADS": "1"}
     return ServerProcess(command, env, port, workdir / "ceiling.log")
+
+
+# -- CPU accounting: locust shares the machine's cores with the server --
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds so far of these processes (from /proc; 0 where unreadable)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(
+    run_scenario: Callable[[], dict[str, float | int]], server: ServerProcess
+) -> tuple[dict[str, float | int], dict[str, float]]:
+    """Run one locust scenario; also return the CPU cores the load generator and the server used
+    on average over it (wall-clock share; startup of locust included, so a slight overestimate)."""
+    # With one worker uvicorn serves from the parent itself: count each process once.
+    pids = sorted({server.process.pid, *server.worker_pids()}) if server.process else []
+    started = time.monotonic()
+    locust_before, server_before = children_cpu_seconds(), process_cpu_seconds(pids)
+    stats = run_scenario()
+    wall = max(time.monotonic() - started, 1e-9)
+    cores = {
+        "load_generator": round((children_cpu_seconds() - locust_before) / wall, 2),
+        "server": round((process_cpu_seconds(pids) - server_before) / wall, 2),
+    }
+    return stats, cores
 
 
 # -- load generation --
@@ -319,7 +365,7 @@ def parse_locust_stats(path: Path) -> dict[str, float | int]:
 def start_profiler(pid: int, duration: int, workdir: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling `pid` at 200 Hz into collapsed stacks, for most of one scenario."""
     command = [
-        "py-spy",
+        py_spy() or "py-spy",
         "record",
         "--format",
         "raw",
@@ -334,6 +380,12 @@ def start_profiler(pid: int, duration: int, workdir: Path) -> subprocess.Popen[b
         str(pid),
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def py_spy() -> str | None:
+    """py-spy on PATH, or the one installed next to this Python (a venv not on PATH)."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return shutil.which("py-spy") or (str(beside) if beside.is_file() else None)
 
 
 def finish_profile(profiler: subprocess.Popen[bytes], workdir: Path, out: Path | None) -> None:
@@ -370,6 +422,7 @@ def summarize_profile(collapsed: Path, top: int = 20) -> str:
 
     Shares are of busy thread-samples; a function counts once per stack (inclusive)."""
     inclusive: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
     areas: Counter[str] = Counter()
     busy = idle = 0
     for line in collapsed.read_text("utf-8", "replace").splitlines():
@@ -383,6 +436,7 @@ def summarize_profile(collapsed: Path, top: int = 20) -> str:
             continue
         busy += count
         areas[_area(frames[-1])] += count
+        leaves[frames[-1]] += count
         for frame in set(frames):
             if any(
                 own in frame for own in ("backend/", "embeddings/", "explain/", "sqlalchemy/orm/session.py")
@@ -394,6 +448,8 @@ def summarize_profile(collapsed: Path, top: int = 20) -> str:
     lines += [f"{100 * n / busy:5.1f}%  {name}" for name, n in areas.most_common()]
     lines += ["", "inclusive share of busy samples, our functions (and ORM sessions):"]
     lines += [f"{100 * n / busy:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
+    lines += ["", "self time, top innermost frames:"]
+    lines += [f"{100 * n / busy:5.1f}%  {frame}" for frame, n in leaves.most_common(top)]
     return "\n".join(lines)
 
 
@@ -437,7 +493,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--concurrency, --duration and --workers must be at least 1")
     if args.profile is not None and args.profile not in chosen:
         raise ConfigError(f"--profile {args.profile} needs that scenario in --scenarios")
-    if args.profile is not None and shutil.which("py-spy") is None:
+    if args.profile is not None and py_spy() is None:
         raise ConfigError("--profile needs py-spy (pip install py-spy==0.4.3, in the dev extras)")
     try:
         ids = _ids(args.bundle)
@@ -455,6 +511,7 @@ def run(args: argparse.Namespace) -> int:
         server = explainrec_server(args.bundle, workdir, args.workers).start()
         body_bytes = _top10_bytes(server, ids["users"][0], key)
         results: dict[str, dict[str, float | int]] = {}
+        cpu: dict[str, dict[str, float]] = {}
         for name in ordered:
             print(f"scenario {name}: {args.concurrency} users for {args.duration} s", flush=True)
             profiler = (
@@ -462,20 +519,24 @@ def run(args: argparse.Namespace) -> int:
                 if name == args.profile
                 else None
             )
-            results[name] = run_locust(
-                SCENARIOS[name], server.url, args.concurrency, args.duration, workdir, locust_env
+            scenario = functools.partial(
+                run_locust, SCENARIOS[name], server.url, args.concurrency, args.duration, workdir, locust_env
             )
-            print(f"  {results[name]}", flush=True)
+            results[name], cpu[name] = measured(scenario, server)
+            print(f"  {results[name]}; CPU cores used: {cpu[name]}", flush=True)
             if profiler is not None:
                 out = args.profile_out or (args.json.with_suffix(".profile.txt") if args.json else None)
                 finish_profile(profiler, workdir, out)
         server.stop()
         print(f"starting the ceiling app (constant {body_bytes}-byte JSON body)", flush=True)
         ceiling = ceiling_server(workdir, args.workers, body_bytes, log_level).start()
-        ceiling_stats = run_locust(
-            CEILING_CLASS, ceiling.url, args.concurrency, args.duration, workdir, locust_env
+        ceiling_stats, cpu["ceiling"] = measured(
+            functools.partial(
+                run_locust, CEILING_CLASS, ceiling.url, args.concurrency, args.duration, workdir, locust_env
+            ),
+            ceiling,
         )
-        print(f"  ceiling {ceiling_stats}", flush=True)
+        print(f"  ceiling {ceiling_stats}; CPU cores used: {cpu['ceiling']}", flush=True)
     finally:
         for proc in (server, ceiling):
             if proc is not None:
@@ -489,6 +550,11 @@ def run(args: argparse.Namespace) -> int:
         "scenarios": results,
         "ceiling": ceiling_stats,
         "ratio_recs_to_ceiling": round(ratio, 3),
+        # Average CPU cores used per scenario by locust and by the server (all its processes):
+        # both share this machine, so the load generator's share is not available to the server.
+        "cpu_cores": cpu,
+        "workers": args.workers,
+        "cpu_count": os.cpu_count(),
     }
     text = json.dumps(report, indent=2)
     print(text)

@@ -5,8 +5,12 @@ by signup/login. Cookie-authenticated requests that change state must echo the s
 token in `X-CSRF-Token` (the token also sits in the readable `csrf_token` cookie). A session
 may read and write only its own shopper's data.
 
-When the database is down, the last good lookup of a credential (cached for a few minutes)
-still authenticates reads, so recommendations keep flowing from the bundle.
+API-key checks are cached in process (backend/hotcache.py: dropped on any database commit
+where SQLite says so, else after 30 s). When the database is down, the last good lookup of a
+credential (kept for a few minutes) still authenticates reads, so recommendations keep flowing.
+
+The dependencies are `async def` so FastAPI calls them on the event loop instead of handing
+each one to the thread pool; only a cache miss goes to a thread for its database read.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.concurrency import run_in_threadpool
 
+from backend.hotcache import HotCache, Missing
 from backend.recommender import Recommender
-from backend.security import same
+from backend.security import digest, same
 from backend.settings import Settings
 from backend.state import ServiceState
 from backend.store import ApiKeyRecord, SessionRecord, Store, UserRecord
@@ -33,7 +39,7 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STALE_AUTH_S = 300.0
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -41,15 +47,15 @@ def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_store(state: StateDep) -> Store:
+async def get_store(state: StateDep) -> Store:
     return state.store
 
 
-def get_recommender(state: StateDep) -> Recommender:
+async def get_recommender(state: StateDep) -> Recommender:
     # Read once: this request keeps this Recommender even if a reload swaps it meanwhile.
     recommender = state.recommender
     if recommender is None:
@@ -117,16 +123,26 @@ class _StaleCache:
 stale_credentials = _StaleCache()
 
 
-def _lookup_key(store: Store, key: str) -> ApiKeyRecord | None:
+def _lookup_key(store: Store, key_digest: str) -> ApiKeyRecord | None:
     try:
-        record = store.get_api_key(key)
+        record = store.get_api_key_by_digest(key_digest)
     except (DBAPIError, PoolTimeoutError):
-        cached = stale_credentials.get("k:" + key)
+        cached = stale_credentials.get("k:" + key_digest)
         if isinstance(cached, ApiKeyRecord):
             return cached
         raise
     if record is not None:
-        stale_credentials.put("k:" + key, record)
+        stale_credentials.put("k:" + key_digest, record)
+    return record
+
+
+async def _verify_key(cache: HotCache, store: Store, key: str, version: int | None) -> ApiKeyRecord | None:
+    key_digest = digest(key)
+    hit = cache.api_key(key_digest)
+    if not isinstance(hit, Missing):
+        return hit
+    record = await run_in_threadpool(_lookup_key, store, key_digest)
+    cache.put_api_key(key_digest, record, version)
     return record
 
 
@@ -143,18 +159,21 @@ def _lookup_session(store: Store, token: str) -> SessionRecord | None:
     return record
 
 
-def get_principal(request: Request, store: StoreDep) -> Principal | None:
+async def get_principal(request: Request, state: StateDep) -> Principal | None:
     """The authenticated caller, None when anonymous; 401 for a wrong API key, 403 for a bad CSRF token."""
+    store = state.store
+    # One change check per request; routes reuse it for their own cache reads (cache_version).
+    version = request.state.cache_version = state.cache.sync()
     key = request.headers.get("x-api-key")
     if key is not None:
-        record = _lookup_key(store, key.strip()) if 0 < len(key) <= 200 else None
+        record = await _verify_key(state.cache, store, key.strip(), version) if 0 < len(key) <= 200 else None
         if record is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
         return Principal("api_key", record.scopes, api_key=record)
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
-    session = _lookup_session(store, token)
+    session = await run_in_threadpool(_lookup_session, store, token)
     if session is None:
         return None
     if request.method in UNSAFE_METHODS:
@@ -171,7 +190,7 @@ def get_principal(request: Request, store: StoreDep) -> Principal | None:
 MaybePrincipalDep = Annotated[Principal | None, Depends(get_principal)]
 
 
-def require_principal(principal: MaybePrincipalDep) -> Principal:
+async def require_principal(principal: MaybePrincipalDep) -> Principal:
     if principal is None:
         raise HTTPException(
             401, "sign in or send an X-API-Key header", headers={"WWW-Authenticate": "ApiKey"}

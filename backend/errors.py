@@ -7,6 +7,8 @@ Retry-After; anything else is a 500 that is logged with its traceback but shows 
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -39,6 +41,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/(?:[^\s/'\"`:,;()\[\]]+/)*[^\s/'\"`:,;()\[\]]*")
+
+
+def without_paths(message: str, root: Path | None = None) -> str:
+    """`message` with absolute filesystem paths cut down, for clients: paths under `root` become
+    relative to it (e.g. "v2/manifest.json"), any other absolute path keeps only its last name."""
+    if root is not None:
+        for prefix in {str(root), str(root.resolve())}:
+            message = message.replace(prefix.rstrip("/") + "/", "")
+    return _ABSOLUTE_PATH.sub(lambda m: Path(m.group(0)).name or "/", message)
+
+
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if not parts:
@@ -69,10 +83,24 @@ async def _validation(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": validation_message(errors)}, status_code=422)
 
 
+def _body_parse_message(cause: BaseException | None) -> str | None:
+    """FastAPI turns any failure to parse a body into one generic 400; say which failure it was."""
+    if isinstance(cause, RecursionError):
+        return "request body JSON is nested too deeply to parse; flatten it (no field needs deep nesting)"
+    if isinstance(cause, UnicodeDecodeError):
+        return "request body is not valid UTF-8 text"
+    if cause is not None:
+        return "request body is not valid JSON"
+    return None
+
+
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    detail = str(exc.detail)
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        detail = _body_parse_message(exc.__cause__) or detail
     return JSONResponse(
-        {"detail": str(exc.detail)}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        {"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
     )
 
 
@@ -90,7 +118,9 @@ def _database_down(retry_after_s: int) -> Any:
 
 async def _bundle(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
-        {"detail": f"model bundle problem: {exc}"}, status_code=503, headers={"Retry-After": "5"}
+        {"detail": f"model bundle problem: {without_paths(str(exc))}"},
+        status_code=503,
+        headers={"Retry-After": "5"},
     )
 
 

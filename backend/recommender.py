@@ -22,18 +22,12 @@ from typing import Any, Literal
 import numpy as np
 
 from backend.catalogue import Catalogue, ItemRecord
+from backend.evidence import EvidenceContext, EvidenceSource, RemovalEncoder, removal_encoder
 from embeddings.bundle import Bundle
 from embeddings.inference import UserEncoder
 from embeddings.retrieval import SearchFilters
 from explain.base import Explainer, Explanation
-from explain.evidence import (
-    Evidence,
-    FeedbackEvent,
-    ProfileMatch,
-    SegmentEvidence,
-    build_evidence,
-    item_standing,
-)
+from explain.evidence import Evidence, FeedbackEvent
 from explainrec.errors import DataError
 
 POSITIVE_EVENTS = frozenset({"view", "click", "cart", "purchase", "like"})
@@ -128,6 +122,7 @@ class Recommender:
             np.asarray(self.segments.labels, dtype=np.int64),
             self.segments.k,
         )
+        self.evidence_source = EvidenceSource(bundle, self.catalogue, self.segment_names)
         self._vectors: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -168,9 +163,7 @@ class Recommender:
     # -- recommendations --
     def recommend(self, shopper: Shopper, query: RecQuery) -> RecResult:
         state = self._state(shopper)
-        excluded = set(state.dismissed) | set(self.item_indices(list(query.exclude_item_ids), "exclude"))
-        if query.exclude_seen:
-            excluded.update(state.history)
+        excluded = self._excluded(state, query)
         if state.vector is None:
             picks = self._popular(query.k, excluded, query.filters)
         else:
@@ -181,7 +174,7 @@ class Recommender:
         segment = self._segment(state.vector)
         items = [ScoredItem(self.catalogue.items[i], s) for i, s in picks]
         if query.explain and items:
-            self._explain(shopper, state, segment, items)
+            self._explain(self._evidence_context(shopper, state, segment, query, excluded), items)
         return RecResult(
             shopper.user_id,
             self.version,
@@ -210,6 +203,12 @@ class Recommender:
         return len(matches), matches[offset : offset + limit]
 
     # -- internals --
+    def _excluded(self, state: _UserState, query: RecQuery) -> set[int]:
+        excluded = set(state.dismissed) | set(self.item_indices(list(query.exclude_item_ids), "exclude"))
+        if query.exclude_seen:
+            excluded.update(state.history)
+        return excluded
+
     def _state(self, shopper: Shopper) -> _UserState:
         user_id = shopper.user_id
         known = user_id is not None and self.knows_user(user_id)
@@ -295,10 +294,73 @@ class Recommender:
                 break
         return picks
 
-    def _explain(
-        self, shopper: Shopper, state: _UserState, segment: int | None, items: list[ScoredItem]
-    ) -> None:
-        evidences = [self._evidence(shopper, state, segment, scored.item) for scored in items]
+    def evidences(self, shopper: Shopper, query: RecQuery, items: Sequence[ScoredItem]) -> list[Evidence]:
+        """The evidence `recommend(shopper, query)` explains `items` (its result) with."""
+        state = self._state(shopper)
+        excluded = self._excluded(state, query)
+        ctx = self._evidence_context(shopper, state, self._segment(state.vector), query, excluded)
+        return self.evidence_source.evidences(ctx, [scored.item.index for scored in items])
+
+    def removal_encoder(self, shopper: Shopper) -> RemovalEncoder | None:
+        """The shopper's vector, as `recommend` computes it, with sets of items taken out of the
+        history; None when the shopper gets popularity picks (no vector to take anything from)."""
+        state = self._state(shopper)
+        if state.vector is None:
+            return None
+        user_id = shopper.user_id
+        known = user_id is not None and self.knows_user(user_id)
+        positives = [
+            index
+            for e in state.feedback_events
+            if is_positive(e.event, e.value) and (index := self.spec.item_index(e.item_id)) is not None
+        ]
+        if known and not positives:
+            # Served from the bundle's user vectors, which the tower computed from the bundle profile.
+            return removal_encoder(self.encoder, self.bundle_profile(user_id or ""), state.history, user_id)
+        return removal_encoder(
+            self.encoder,
+            state.profile,
+            state.history,
+            user_id if known else None,
+            list(shopper.interests),
+            session=positives if known else (),
+        )
+
+    def _evidence_context(
+        self, shopper: Shopper, state: _UserState, segment: int | None, query: RecQuery, excluded: set[int]
+    ) -> EvidenceContext:
+        mask = self.bundle.catalog.eligible(query.filters)
+        eligible = np.ones(len(self.catalogue.items), dtype=bool) if mask is None else mask.copy()
+        eligible[sorted(excluded)] = False
+        vectors, items = self.bundle.item_vectors, self.catalogue.items
+        recent = [e for e in state.feedback_events[-20:] if is_positive(e.event, e.value)]
+        feedback = [
+            FeedbackEvent(e.item_id, items[idx].title, e.event, vectors[idx])
+            for e in recent
+            if (idx := self.spec.item_index(e.item_id)) is not None
+        ]
+        return EvidenceContext(
+            user_id=shopper.user_id or "anonymous",
+            history=state.history,
+            segment=segment,
+            profile=state.profile,
+            interests=list(shopper.interests),
+            feedback=feedback,
+            cold_start=state.strategy != "personalized",
+            k=query.k,
+            eligible=eligible,
+            encode=self.removal_encoder(shopper) if state.vector is not None else None,
+            cache_key=(
+                shopper.user_id,
+                tuple(state.history),
+                tuple(sorted((k, str(v)) for k, v in state.profile.items())),
+                tuple(shopper.interests),
+                tuple(e.id for e in state.feedback_events),
+            ),
+        )
+
+    def _explain(self, ctx: EvidenceContext, items: list[ScoredItem]) -> None:
+        evidences = self.evidence_source.evidences(ctx, [scored.item.index for scored in items])
         try:
             explanations = self.explainer.explain(evidences)
         except Exception:
@@ -307,48 +369,3 @@ class Recommender:
             explanations = self.fallback_explainer.explain(evidences)
         for scored, explanation in zip(items, explanations, strict=True):
             scored.explanation = explanation
-
-    def _evidence(
-        self, shopper: Shopper, state: _UserState, segment: int | None, item: ItemRecord
-    ) -> Evidence:
-        cat, vectors = self.catalogue, self.bundle.item_vectors
-        history = state.history[-self.spec.max_history :]
-        seg_evidence = None
-        if segment is not None and cat.segment_sizes[segment] > 0:
-            rank, lift = item_standing(
-                item.index,
-                cat.segment_users_per_item[segment],
-                int(cat.segment_sizes[segment]),
-                cat.users_per_item,
-                max(1, cat.users_with_history),
-            )
-            seg_evidence = SegmentEvidence(
-                segment, self.segment_names[segment], rank, lift, int(cat.segment_sizes[segment])
-            )
-        profile_lifts = [
-            ProfileMatch(name, str(value), cat.profile_lift(name, str(value), item.index))
-            for name, value in state.profile.items()
-            if value not in (None, "")
-        ]
-        recent = [e for e in state.feedback_events[-20:] if is_positive(e.event, e.value)]
-        feedback = [
-            FeedbackEvent(e.item_id, cat.items[idx].title, e.event, vectors[idx])
-            for e in recent
-            if (idx := self.spec.item_index(e.item_id)) is not None
-        ]
-        return build_evidence(
-            user_id=shopper.user_id or "anonymous",
-            item_id=item.item_id,
-            item_title=item.title,
-            item_categories=item.categories,
-            item_vector=vectors[item.index],
-            history_ids=[cat.items[i].item_id for i in history],
-            history_titles=[cat.items[i].title for i in history],
-            history_categories=[cat.items[i].categories for i in history],
-            history_vectors=vectors[history] if history else None,
-            segment=seg_evidence,
-            interests=list(shopper.interests),
-            profile_lifts=profile_lifts,
-            feedback=feedback,
-            cold_start=state.strategy != "personalized",
-        )

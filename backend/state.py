@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from backend.errors import without_paths
+from backend.hotcache import DatabaseWatch, HotCache
 from backend.metrics import Metrics
 from backend.ratelimit import RateLimiter
 from backend.recommender import Recommender
@@ -31,8 +33,8 @@ def make_explainer(settings: Settings, bundle: Bundle) -> Explainer:
     cached per evidence, and replaced by the template on error, timeout or failed check."""
     if settings.explainer == "template":
         return TemplateExplainer()
+    from backend.evidence import catalogue_checker
     from explain.cache import CachedExplainer
-    from explain.grounding import GroundingChecker
     from explain.llm import LLMExplainer
     from explain.llm_backends import LLMSettings
 
@@ -44,15 +46,8 @@ def make_explainer(settings: Settings, bundle: Bundle) -> Explainer:
         openai_model=settings.openai_model,
         openai_api_key=key,
     )
-    categories = sorted({str(c) for cats in bundle.items["categories"] for c in _as_list(cats)})
-    checker = GroundingChecker(bundle.items["title"].astype(str).tolist(), categories)
-    return CachedExplainer(LLMExplainer(llm_settings, checker=checker), bundle.version)
-
-
-def _as_list(value: object) -> list[object]:
-    if value is None or isinstance(value, str):
-        return [] if value is None else [value]
-    return list(value) if hasattr(value, "__iter__") else [value]
+    # The same check `evaluate-explanations` measures with.
+    return CachedExplainer(LLMExplainer(llm_settings, checker=catalogue_checker(bundle)), bundle.version)
 
 
 @dataclass
@@ -63,8 +58,10 @@ class ServiceState:
     auth_limiter: RateLimiter
     feedback_limiter: RateLimiter
     recommender: Recommender | None = None
+    cache: HotCache = field(default_factory=lambda: HotCache(DatabaseWatch(None)))
     loaded_at: datetime | None = None
     last_load_error: str | None = None
+    warm_up_thread: threading.Thread | None = None
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bundles_root(self) -> Path:
@@ -80,7 +77,8 @@ class ServiceState:
                 bundle = Bundle.load(target)
                 recommender = Recommender(bundle, make_explainer(self.settings, bundle), TemplateExplainer())
             except BundleError as exc:
-                self.last_load_error = str(exc)
+                # Clients read this on /readyz: no absolute paths of the server's filesystem.
+                self.last_load_error = without_paths(str(exc), self.bundles_root())
                 self.metrics.reloads.labels("refused").inc()
                 log.error("bundle refused: %s", exc)
                 raise
@@ -90,7 +88,30 @@ class ServiceState:
             self.metrics.serving(recommender.version)
             self.metrics.reloads.labels("ok").inc()
             log.info("serving bundle %s from %s", recommender.version, recommender.bundle.path)
+            self.warm_up_thread = self.warm_explainer_in_background(recommender)
             return recommender
+
+    def warm_explainer_in_background(self, recommender: Recommender) -> threading.Thread | None:
+        """Load a configured language model now, off the start-up path, so the first explained
+        request does not pay for it (until it is ready, requests fall back to the template)."""
+        if self.settings.explainer == "template":
+            return None
+        explainer: object = recommender.explainer
+        inner = getattr(explainer, "inner", None)  # CachedExplainer wraps the LLM one
+        warm = getattr(explainer, "warm_up", None) or getattr(inner, "warm_up", None)
+        if warm is None:
+            return None
+
+        def run() -> None:
+            try:
+                warm()
+                log.info("explainer %s warmed up for %s", self.settings.explainer, recommender.version)
+            except Exception as exc:  # a failed warm-up only means the first request pays or falls back
+                log.warning("explainer warm-up failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="explainer-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def _target(self, version: str | None) -> Path:
         if version is None:

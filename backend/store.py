@@ -7,11 +7,13 @@ the app turns into 503 + Retry-After.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -112,6 +114,14 @@ def _feedback(row: models.FeedbackEvent) -> FeedbackRecord:
 class Store:
     def __init__(self, session_factory: sessionmaker) -> None:
         self._sessions = session_factory
+        bind = session_factory.kw.get("bind")
+        single_writer = bind is not None and bind.dialect.name == "sqlite"
+        # SQLite takes one writer at a time and makes the others retry with sleeps of up to
+        # 100 ms (its busy handler): queueing this process's writers on a mutex instead keeps the
+        # wait to the length of the writes ahead. Other processes still meet the busy handler.
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if single_writer else contextlib.nullcontext()
+        )
 
     def ping(self) -> None:
         with self._sessions() as db:
@@ -217,8 +227,17 @@ class Store:
             )
 
     def get_api_key(self, key: str) -> ApiKeyRecord | None:
+        return self.get_api_key_by_digest(security.digest(key))
+
+    def get_api_key_by_digest(self, key_digest: str) -> ApiKeyRecord | None:
+        table = models.ApiKey
         with self._sessions() as db:
-            row = db.scalar(select(models.ApiKey).where(models.ApiKey.key_hash == security.digest(key)))
+            # Columns, not the ORM entity: this runs on cache misses of the hot path.
+            row = db.execute(
+                select(table.id, table.name, table.prefix, table.scopes, table.revoked_at).where(
+                    table.key_hash == key_digest
+                )
+            ).first()
             if row is None or row.revoked_at is not None:
                 return None
             return ApiKeyRecord(
@@ -238,20 +257,26 @@ class Store:
         """Store one event; returns (record, created). A repeated idempotency key returns the
         first event with created=False; the key is scoped to the user."""
         scoped_key = f"{user_id}\x1f{idempotency_key}" if idempotency_key else None
-        with self._sessions() as db:
-            row = models.FeedbackEvent(
-                user_id=user_id,
-                item_id=item_id,
-                event=event,
-                value=value,
-                timestamp=timestamp or now(),
-                created_at=now(),
-                idempotency_key=scoped_key,
-            )
-            db.add(row)
+        when = timestamp or now()
+        table = models.FeedbackEvent
+        with self._write_lock, self._sessions() as db:
             try:
+                # A Core INSERT ... RETURNING: the ORM unit of work costs more than the write itself.
+                new_id = db.execute(
+                    insert(table)
+                    .values(
+                        user_id=user_id,
+                        item_id=item_id,
+                        event=event,
+                        value=value,
+                        timestamp=when,
+                        created_at=now(),
+                        idempotency_key=scoped_key,
+                    )
+                    .returning(table.id)
+                ).scalar_one()
                 db.commit()
-                return _feedback(row), True
+                return FeedbackRecord(new_id, user_id, item_id, event, value, _utc(when)), True
             except IntegrityError:
                 db.rollback()
             first = db.scalar(
@@ -273,6 +298,51 @@ class Store:
                 .limit(limit)
             ).all()
             return [_feedback(r) for r in reversed(rows)]
+
+    def user_and_feedback(
+        self, user_id: str, limit: int = 500
+    ) -> tuple[UserRecord | None, list[FeedbackRecord]]:
+        """The stored user (or None) and their most recent events, oldest first: one transaction,
+        plain column rows (no ORM objects), since the read path calls this on every cache miss."""
+        users, events = models.User, models.FeedbackEvent
+        with self._sessions() as db:
+            user = db.execute(
+                select(
+                    users.id,
+                    users.user_id,
+                    users.age,
+                    users.gender,
+                    users.occupation,
+                    users.location,
+                    users.interests,
+                    users.created_at,
+                ).where(users.user_id == user_id)
+            ).first()
+            rows = db.execute(
+                select(events.id, events.item_id, events.event, events.value, events.timestamp)
+                .where(events.user_id == user_id)
+                .order_by(events.id.desc())
+                .limit(limit)
+            ).all()
+        record = (
+            UserRecord(
+                pk=user.id,
+                user_id=user.user_id,
+                age=user.age,
+                gender=user.gender,
+                occupation=user.occupation,
+                location=user.location,
+                interests=tuple(user.interests or ()),
+                created_at=_utc(user.created_at),
+            )
+            if user is not None
+            else None
+        )
+        feedback = [
+            FeedbackRecord(r.id, user_id, r.item_id, r.event, r.value, _utc(r.timestamp))
+            for r in reversed(rows)
+        ]
+        return record, feedback
 
     def count_feedback(self) -> int:
         with self._sessions() as db:

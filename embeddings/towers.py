@@ -42,6 +42,12 @@ class TwoTowerConfig:
     # The user tower also pools its own per-item embedding of the history (as in a
     # bag-of-items autoencoder), not only the item tower's vectors.
     history_item_embedding: bool = False
+    # How the own-embedding history is pooled: "mean", or "sqrt" (sum / sqrt(length), which
+    # keeps how much a user has seen, as the L2-normalised multi-hot input of Mult-DAE does).
+    history_item_norm: Literal["mean", "sqrt"] = "mean"
+    # Whether the user tower also pools the item tower's own vectors of the history; with a
+    # separate history embedding this tie can be dropped (the input and output spaces differ).
+    history_tied: bool = True
     # The item vector's last coordinate is a learned per-item scalar (a popularity bias that
     # survives L2 normalisation); vectors keep `dim` coordinates either way.
     item_bias: bool = False
@@ -87,15 +93,20 @@ def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequentia
 _DENSE_POOL_MAX_ROWS = 50_000
 
 
-def _mean_pool(history: Tensor, mask: Tensor, table: Tensor) -> Tensor:
-    """Masked mean of `table` rows over each history, via a [B, n_rows] weight matrix: one
-    matrix product instead of a [B, L, d] gather, so long histories cost little."""
+def _mean_pool(
+    history: Tensor, mask: Tensor, table: Tensor, norm: Literal["mean", "sqrt"] = "mean"
+) -> Tensor:
+    """Masked mean (or sum / sqrt(count)) of `table` rows over each history, via a [B, n_rows]
+    weight matrix: one matrix product instead of a [B, L, d] gather, so long histories cost little."""
     if table.shape[0] > _DENSE_POOL_MAX_ROWS:
         m = mask.to(table.dtype).unsqueeze(-1)
-        return (table[history] * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-6)
-    weights = torch.zeros((history.shape[0], table.shape[0]), dtype=table.dtype, device=table.device)
-    weights.scatter_add_(1, history, mask.to(table.dtype))
-    return (weights @ table) / weights.sum(dim=1, keepdim=True).clamp(min=1e-6)
+        total, count = (table[history] * m).sum(dim=1), m.sum(dim=1)
+    else:
+        weights = torch.zeros((history.shape[0], table.shape[0]), dtype=table.dtype, device=table.device)
+        weights.scatter_add_(1, history, mask.to(table.dtype))
+        total, count = weights @ table, weights.sum(dim=1, keepdim=True)
+    count = count.clamp(min=1e-6)
+    return total / (count.sqrt() if norm == "sqrt" else count)
 
 
 class TwoTowerModel(nn.Module):
@@ -145,9 +156,12 @@ class TwoTowerModel(nn.Module):
             self.interest_proj = nn.Linear(c.n_categories, c.id_dim, bias=False)
             user_in += c.id_dim
         if c.use_history:
-            if c.history_pooling == "attention":
-                self.history_query = nn.Parameter(torch.randn(c.dim) * 0.05)
-            user_in += c.dim
+            if not c.history_tied and not c.history_item_embedding:
+                raise ValueError("history_tied=False needs history_item_embedding=True")
+            if c.history_tied:
+                if c.history_pooling == "attention":
+                    self.history_query = nn.Parameter(torch.randn(c.dim) * 0.05)
+                user_in += c.dim
             if c.history_item_embedding:
                 self.history_item = nn.Embedding(c.n_items, c.id_dim)
                 nn.init.normal_(self.history_item.weight, std=0.05)
@@ -229,9 +243,12 @@ class TwoTowerModel(nn.Module):
         if c.use_profile:
             parts.append(self.interest_proj(batch.interests))
         if c.use_history:
-            parts.append(self.pool_history(batch.history, batch.history_mask, history_vectors, item_vectors))
+            if c.history_tied:
+                parts.append(self.pool_history(batch.history, batch.history_mask, history_vectors,
+                                               item_vectors))
             if c.history_item_embedding:
-                parts.append(_mean_pool(batch.history, batch.history_mask, self.history_item.weight))
+                parts.append(_mean_pool(batch.history, batch.history_mask, self.history_item.weight,
+                                        c.history_item_norm))
         return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
 
     @torch.no_grad()

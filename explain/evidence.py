@@ -4,9 +4,10 @@ Everything here works on plain inputs (ids, titles, categories, numpy vectors), 
 service, the evaluation command and the tests build evidence the same way without this
 package knowing what a bundle is.
 
-The history items cited are the item's nearest neighbours among the user's history in the
-model's embedding space: the user tower pools the history, so the history items whose vectors
-point where the item's vector points are the ones that pulled the user vector towards it.
+Which history items are cited is the caller's choice: given rows (`cited_history`, what the
+service passes: a set whose removal verifiably drops the item out of the top-k, found by
+`backend.evidence`), the largest measured leave-one-out effects, or, with neither, the item's
+nearest neighbours among the history in the model's embedding space.
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ def build_evidence(
     history_categories: Sequence[Sequence[str]] = (),
     history_vectors: np.ndarray | None = None,
     history_effects: np.ndarray | Sequence[float] | None = None,
+    cited_history: Sequence[int] | None = None,
     segment: SegmentEvidence | None = None,
     interests: Sequence[str] = (),
     profile_lifts: Sequence[ProfileMatch] = (),
@@ -234,7 +236,9 @@ def build_evidence(
     user tower actually reads (its last `max_history` items): an item it never reads cannot be
     a reason. With `history_effects` (the item's score drop when the model reads the history
     without that row, i.e. a leave-one-out fold-in) items are cited by measured effect, and only
-    those with a positive one; without, by cosine similarity to the recommended item.
+    those with a positive one; without, by cosine similarity to the recommended item. With
+    `cited_history` (history rows, e.g. a set whose removal verifiably drops the item out of the
+    top-k) exactly those rows are cited, in that order, and no other.
 
     `profile_lifts` are candidate profile facts with their lift for this item; only those above
     `min_profile_lift` are kept. A segment is kept only when the item really stands out there
@@ -261,10 +265,19 @@ def build_evidence(
         if effects is not None and effects.shape != (n,):
             raise DataError(f"history_effects must have shape ({n},), got {tuple(effects.shape)}")
         ranking, floor = (cosines, min_similarity) if effects is None else (effects, 0.0)
+        if cited_history is not None:
+            bad = [int(i) for i in cited_history if not 0 <= int(i) < n]
+            if bad:
+                raise DataError(f"cited_history rows {bad} are outside a history of {n} items")
+            order: Sequence[int] = [int(i) for i in cited_history]
+        else:
+            # Stable sort keeps the history order between equal scores: deterministic output.
+            order = [int(i) for i in np.argsort(-ranking, kind="stable")]
         seen_titles: set[str] = set()
-        # Stable sort keeps the history order between equal scores: deterministic output.
-        for i in np.argsort(-ranking, kind="stable"):
-            if len(history_items) >= max_history_items or ranking[i] <= floor:
+        for i in order:
+            if len(history_items) >= max_history_items:
+                break
+            if cited_history is None and ranking[i] <= floor:
                 break
             if history_ids[i] == item_id or history_titles[i] in seen_titles:
                 continue

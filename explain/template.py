@@ -40,8 +40,11 @@ def format_lift(lift: float) -> str:
 def reasons(evidence: Evidence, max_titles: int = 3) -> list[str]:
     """The evidence as short clauses, strongest first."""
     out: list[str] = []
-    if evidence.history_items:
-        titles = [quote(h.title) for h in evidence.history_items[:max_titles]]
+    # An item both in the history and in recent feedback is named once, by the feedback clause.
+    recent = {f.item_id for f in evidence.feedback}
+    history = [h for h in evidence.history_items if h.item_id not in recent]
+    if history:
+        titles = [quote(h.title) for h in history[:max_titles]]
         out.append(f"you liked {join_words(titles)}")
     for fb in evidence.feedback:
         out.append(f"you recently {_EVENT_VERBS.get(fb.event, 'chose')} {quote(fb.title)}")

@@ -20,7 +20,7 @@ from torchmetrics import MeanMetric
 from embeddings.towers import TwoTowerModel, UserBatch
 from training.evaluation.metrics import per_user_metrics
 from training.features import UserTable, interests_from_history
-from training.loss import full_softmax_loss, sampled_softmax_loss
+from training.loss import full_softmax_loss, sampled_softmax_loss, weighted_mean
 from training.train_config import FeatureSection, LossSection, OptimSection
 
 # A profile form asks for a few favourite categories, not a distribution.
@@ -96,10 +96,46 @@ class TwoTowerModule(L.LightningModule):
         interests = interests * (1 - dropped)
         return UserBatch(user_idx, self.user_profile[user_idx], interests, history, mask)
 
+    def _profile_only(self, users: UserBatch) -> UserBatch:
+        """Blank id, history and interests of a random fraction of rows (a new user's inputs)."""
+        share = self.features.profile_only_rows
+        if share <= 0:
+            return users
+        blank = torch.rand(users.user_idx.shape[0], device=users.user_idx.device) < share
+        return UserBatch(
+            users.user_idx * ~blank, users.profile, users.interests * ~blank.unsqueeze(1),
+            users.history, users.history_mask & ~blank.unsqueeze(1),
+        )
+
+    def _multinomial_step(self, user_idx: Tensor) -> Tensor:
+        """One softmax row per user over the whole catalogue, every training positive a target."""
+        n_items = self.model.config.n_items
+        history = self.user_history[user_idx]
+        full = self.user_history_mask[user_idx]
+        mask = full
+        if self.features.history_dropout > 0:
+            mask = full & (torch.rand(full.shape, device=full.device) >= self.features.history_dropout)
+        targets = dense_rows(self.known_indptr, self.known_indices, user_idx, n_items).float()
+        interests = interests_from_history(self.model.item_categories, history, mask)
+        users = self._profile_only(UserBatch(user_idx, self.user_profile[user_idx], interests, history, mask))
+        all_items = self.model.encode_items(torch.arange(n_items, device=self.device))
+        user_vecs = self.model.encode_users(users, item_vectors=all_items)
+        log_probs = torch.log_softmax((user_vecs @ all_items.T).float() / self.model.temperature, dim=1)
+        counts = targets.sum(dim=1)
+        row_loss = -(log_probs * targets).sum(dim=1) / counts.clamp(min=1.0)
+        # As for pairs: power 0 weights a user by its number of targets, 1 weights users equally.
+        weights = (counts > 0).float() * counts.clamp(min=1.0).pow(1.0 - self.loss_cfg.user_weight_power)
+        loss = weighted_mean(row_loss, weights)
+        self._log_loss(loss, user_idx.shape[0])
+        return loss
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        pairs = batch[0] if isinstance(batch, (list, tuple)) else batch
+        rows = batch[0] if isinstance(batch, (list, tuple)) else batch
+        if self.loss_cfg.objective == "multinomial":
+            return self._multinomial_step(rows.reshape(-1))
+        pairs = rows
         user_idx, target = pairs[:, 0], pairs[:, 1]
-        users = self._training_users(user_idx, target)
+        users = self._profile_only(self._training_users(user_idx, target))
         n_items = self.model.config.n_items
         inv_t = 1.0 / self.model.temperature
         cfg = self.loss_cfg

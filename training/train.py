@@ -87,6 +87,7 @@ def fit_two_tower(
     progress: bool = True,
     work_dir: Path | None = None,
     text_cache_dir: Path | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> FittedTwoTower:
     """Train on `split.train`, pick the best epoch by validation NDCG@k on `split.valid`."""
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -120,13 +121,15 @@ def fit_two_tower(
         known=csr(train_pairs, n_rows), valid=csr(valid_pairs, n_rows), features=config.features,
         loss=config.loss, optim=config.optim, val_k=config.val_k,
     )
+    # The multinomial objective trains on one row per user, the pairs objective per positive.
+    train_rows = torch.unique(train_pairs[:, 0]) if config.loss.objective == "multinomial" else train_pairs
     data = TwoTowerDataModule(
-        train_pairs, validation_users(valid_pairs, config.trainer.max_val_users, config.seed),
+        train_rows, validation_users(valid_pairs, config.trainer.max_val_users, config.seed),
         batch_size=config.optim.batch_size, num_workers=config.trainer.num_workers,
     )
     monitor = f"val_ndcg@{config.val_k}"
     timer = TimeToBest(monitor)
-    trainer = build_trainer(config, work_dir, progress, [timer])
+    trainer = build_trainer(config, work_dir, progress, [timer, *callbacks])
     checkpoint = trainer.checkpoint_callback
     assert isinstance(checkpoint, ModelCheckpoint)
     log.info("training on %d positives of %d users x %d items", len(train_pairs), n_rows - 1,

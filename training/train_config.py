@@ -43,6 +43,9 @@ class FeatureSection(_Section):
     # multi-hot (the shape of a profile form's "interests" answer) instead of the full distribution.
     interests_dropout: float = Field(default=0.3, ge=0.0, le=1.0)
     interests_as_form: float = Field(default=0.3, ge=0.0, le=1.0)
+    # Fraction of training rows that see neither id nor history nor interests, only the
+    # profile: the inputs of a brand-new user, so the profile path is trained on its own.
+    profile_only_rows: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class ModelSection(_Section):
@@ -59,6 +62,8 @@ class ModelSection(_Section):
     use_history: bool = True
     history_pooling: Literal["mean", "attention"] = "mean"
     history_item_embedding: bool = False
+    history_item_norm: Literal["mean", "sqrt"] = "mean"
+    history_tied: bool = True
     item_bias: bool = False
     item_bias_init: float = Field(default=0.0, ge=0.0)
     user_id_dropout: float = Field(default=0.2, ge=0.0, le=1.0)
@@ -67,6 +72,11 @@ class ModelSection(_Section):
 
 
 class LossSection(_Section):
+    # "pairs": one row per (user, positive item), the positive against sampled or all items.
+    # "multinomial": one row per user, a softmax over the whole catalogue with every training
+    # positive as a target (Mult-DAE, Liang et al. 2018): the user's history is the input, so
+    # each epoch is one pass over users, and history dropout makes it a denoising objective.
+    objective: Literal["pairs", "multinomial"] = "pairs"
     # Subtract log(expected candidate count) from each logit: in-batch negatives are drawn by
     # popularity, and without the correction popular items are over-penalised.
     logq_correction: bool = True

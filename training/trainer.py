@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,15 @@ class TimeToBest(L.Callback):
                      value, self.best, elapsed)
 
 
+# Lightning's rank-zero INFO lines ("GPU available: False", "TPU available", a "💡 Tip" advert for
+# its cloud logger) repeat on every fit, once per tuning trial; our own per-epoch line says more.
+LIGHTNING_BANNER_LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+
 def build_trainer(config: TrainConfig, work_dir: Path, progress: bool, callbacks: list[Any]) -> L.Trainer:
+    logging.getLogger(LIGHTNING_BANNER_LOGGER).setLevel(logging.WARNING)
+    # Lightning calls a torch API it deprecated itself; nothing for a user to act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     monitor = f"val_ndcg@{config.val_k}"
     t = config.trainer
     checkpoint = ModelCheckpoint(dirpath=work_dir / "checkpoints", filename="best-{epoch}", monitor=monitor,

@@ -33,7 +33,11 @@ def make_engine(url: str) -> Engine:
                 raise ConfigError(
                     f"cannot create the folder of the SQLite database {parsed.database}: {exc}"
                 ) from exc
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+        # A pool as large as the thread pool that serves sync routes (anyio's default is 40): a
+        # smaller one opens and closes overflow connections under load, each paying for the pragmas.
+        in_memory = not parsed.database or parsed.database == ":memory:"
+        pool: dict[str, Any] = {} if in_memory else {"pool_size": 20, "max_overflow": 20}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":

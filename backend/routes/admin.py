@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import PrincipalDep, StateDep
-from backend.errors import ERROR_RESPONSES
+from backend.errors import ERROR_RESPONSES, without_paths
 from explainrec.errors import BundleError
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -44,7 +44,8 @@ async def reload_bundle(
         recommender = await run_in_threadpool(state.load, body.version if body else None)
     except BundleError as exc:
         serving = f"still serving {previous}" if previous else "nothing is being served"
-        raise HTTPException(422, f"bundle refused: {exc}; {serving}") from exc
+        reason = without_paths(str(exc), state.bundles_root())
+        raise HTTPException(422, f"bundle refused: {reason}; {serving}") from exc
     assert state.loaded_at is not None
     return ReloadResponse(
         model_version=recommender.version, previous_version=previous, loaded_at=state.loaded_at

@@ -31,7 +31,7 @@ from backend.deps import (
     limit,
     stale_credentials,
 )
-from backend.errors import ERROR_RESPONSES
+from backend.errors import ERROR_RESPONSES, ErrorResponse
 from backend.schemas import ProfileIn, ProfileOut
 from backend.settings import Settings
 from backend.store import UserExistsError, UserRecord
@@ -152,7 +152,11 @@ def _start_session(
 
 
 @router.post(
-    "/signup", response_model=SessionResponse, status_code=201, summary="Create an account and sign in"
+    "/signup",
+    response_model=SessionResponse,
+    status_code=201,
+    summary="Create an account and sign in",
+    responses={409: {"model": ErrorResponse, "description": "The username is taken."}},
 )
 def signup(
     request: Request,
@@ -229,7 +233,12 @@ def me(principal: PrincipalDep, recommender: RecommenderDep) -> SessionResponse:
     )
 
 
-@router.post("/demo", response_model=SessionResponse, summary="Demo mode only: sign in as a model shopper")
+@router.post(
+    "/demo",
+    response_model=SessionResponse,
+    summary="Demo mode only: sign in as a model shopper",
+    responses={409: {"model": ErrorResponse, "description": "The shopper's record could not be created."}},
+)
 def demo_login(
     request: Request,
     response: Response,

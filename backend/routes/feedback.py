@@ -1,9 +1,11 @@
-"""POST /api/v1/feedback: store one event, then fold the shopper in again.
+"""POST /api/v1/feedback: store one event; the next recommendation folds the shopper in again.
 
-201 only after the row is committed. A repeated `Idempotency-Key` (header or body field)
-returns the stored event with 200 and writes nothing; the same key with a different event is
-a 409. Shoppers write their own feedback; API keys need the `feedback` scope, and writing for a
-user unknown to both the model and the database needs `admin`.
+201 only after the row is committed. Fold-in is lazy: the write only drops the shopper's cached
+state, and the next read (on any worker: see backend/hotcache.py) re-reads the feedback and
+encodes the new vector, which the Recommender then caches. A repeated `Idempotency-Key`
+(header or body field) returns the stored event with 200 and writes nothing; the same key with
+a different event is a 409. Shoppers write their own feedback; API keys need the `feedback`
+scope, and writing for a user unknown to both the model and the database needs `admin`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backend.deps import PrincipalDep, RecommenderDep, StateDep, StoreDep, client_ip, limit
 from backend.errors import ERROR_RESPONSES
 from backend.recommender import is_positive
-from backend.shoppers import load_shopper
 from backend.store import IdempotencyConflictError
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"], responses=ERROR_RESPONSES)
@@ -128,9 +129,7 @@ def post_feedback(
         state.metrics.feedback.labels(body.event).inc()
     else:
         response.status_code = 200
-    # Fold in now so the next recommendation is ready (and cached) before the client asks.
-    shopper, _, _ = load_shopper(store, body.user_id)
-    recommender.fold_in(shopper)
+    state.cache.forget_shopper(body.user_id)
     effect: Literal["positive", "dismiss", "recorded"] = (
         "dismiss"
         if record.event == "dismiss"

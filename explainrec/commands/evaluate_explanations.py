@@ -3,18 +3,20 @@
     explainrec evaluate-explanations --bundle artifacts/bundles --users 50 \
         --explainer llm --json artifacts/explanations-llm.json
 
-For each sampled user with a history: fold the user vector in from the history, take the
-top-k, build evidence, explain. Reports (keys as in issue 6):
+For each sampled user with a history, the service's own `Recommender` answers the top-k and
+builds the evidence it would serve (`backend.evidence`: history items cited by counterfactual
+necessity), then the chosen explainer writes the texts. Reports (keys as in issue 6):
 
 - grounded_rate: share of served explanations passing the grounding check;
 - llm_pass_rate: share of LLM texts passing it before any fallback (null for the template);
 - hallucinated_entity_rate: share of the explainer's own texts (the LLM's before fallback)
   naming a catalogue title/category absent from the evidence;
-- necessity (CountER-style PN): remove the history items the served text cites, fold the user
-  vector in again, and count the share of items that leave the top-k;
+- necessity (CountER-style PN): remove the history items the served text names, re-encode the
+  user as the service does, re-rank, and count the share of items that leave the top-k;
 - p50/p95 latency per explanation, cold, and the p50 of a cached repeat.
 
-`BundleEvidence` turns a bundle into the plain inputs `explain.build_evidence` takes.
+On stderr: how many explanations cite history at all (PN is measured on those) and the time
+spent building evidence per request.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,9 +39,10 @@ from explainrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from embeddings.bundle import Bundle
-    from embeddings.inference import UserEncoder
-    from explain.evidence import Evidence, FeedbackEvent
+    from explain.evidence import Evidence
     from explain.grounding import GroundingChecker
+
+ATTRIBUTIONS = ("counterfactual", "effect", "similarity")  # backend.evidence.ATTRIBUTIONS, lazily
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--attribution",
-        choices=("similarity", "effect", "counterfactual"),
-        default="similarity",
-        help="cite history items by leave-one-out effect on the score, by embedding similarity, or "
-        "only when removing them (up to 3) verifiably drops the item from the top-k",
+        choices=ATTRIBUTIONS,
+        default="counterfactual",
+        help="how history items are cited: counterfactual (served: the smallest set, up to 3, whose "
+        "removal drops the item from the top-k), or for comparison by leave-one-out effect or by "
+        "embedding similarity",
     )
     parser.add_argument(
         "--llm-backend", choices=("transformers", "llamacpp", "openai"), default="transformers"
@@ -71,195 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--openai-model", default=None)
     parser.add_argument("--dump", type=Path, default=None, help="write every explanation here (JSON lines)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-# -- bundle -> evidence -------------------------------------------------------------------------
-def _as_list(value: Any) -> list[str]:
-    if value is None or isinstance(value, float):
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-class BundleEvidence:
-    """Evidence for (user, item) pairs of one bundle: titles, categories, vectors, segment standing."""
-
-    def __init__(self, bundle: Bundle) -> None:
-        self.bundle = bundle
-        spec = bundle.feature_spec
-        self.item_ids: list[str] = list(spec.item_ids)
-        self.titles: list[str] = [str(t) for t in bundle.items["title"]]
-        self.categories: list[list[str]] = [_as_list(c) for c in bundle.items["categories"]]
-        self.vectors = bundle.item_vectors
-        labels = np.asarray(bundle.segments.labels, dtype=np.int64)
-        self.labels = labels
-        n_segments = int(bundle.segments.k)
-        # users per item, per segment: the standing of an item among "shoppers like you"
-        self.segment_counts = np.zeros((n_segments, len(self.item_ids)), dtype=np.float64)
-        for user_id, items in bundle.history.items():
-            row = bundle.user_row(user_id)
-            if row is not None and len(items):
-                self.segment_counts[labels[row], np.unique(items)] += 1
-        self.segment_sizes = np.bincount(labels, minlength=n_segments)
-        self.all_counts = self.segment_counts.sum(axis=0)
-        self.segment_names = {p.segment: p.name for p in bundle.segments.profiles}
-
-    def catalogue_checker(self) -> GroundingChecker:
-        from explain.grounding import GroundingChecker
-
-        categories = {c for cats in self.categories for c in cats} | set(self.bundle.feature_spec.categories)
-        brands = (
-            _as_list(self.bundle.items["brand"].dropna().unique()) if "brand" in self.bundle.items else []
-        )
-        return GroundingChecker(self.titles, sorted(categories), catalogue_attributes=brands)
-
-    def segment_of(self, user_id: str | None, user_vector: np.ndarray) -> int:
-        row = self.bundle.user_row(user_id) if user_id is not None else None
-        if row is not None:
-            return int(self.labels[row])
-        return int(self.bundle.segments.assign(user_vector[None, :])[0])
-
-    def evidence(
-        self,
-        user_id: str,
-        item_index: int,
-        history: Sequence[int],
-        user_vector: np.ndarray,
-        interests: Sequence[str] = (),
-        feedback: Sequence[FeedbackEvent] = (),
-        effects: np.ndarray | None = None,
-    ) -> Evidence:
-        """`history` is the window the user tower reads (oldest first); `effects` aligned with it."""
-        from explain.evidence import SegmentEvidence, build_evidence, item_standing
-
-        seg = self.segment_of(user_id, user_vector)
-        rank, lift = item_standing(
-            item_index,
-            self.segment_counts[seg],
-            int(self.segment_sizes[seg]),
-            self.all_counts,
-            len(self.labels),
-        )
-        hist = [int(i) for i in history]
-        return build_evidence(
-            user_id=user_id,
-            item_id=self.item_ids[item_index],
-            item_title=self.titles[item_index],
-            item_categories=self.categories[item_index],
-            item_vector=self.vectors[item_index],
-            history_ids=[self.item_ids[i] for i in hist],
-            history_titles=[self.titles[i] for i in hist],
-            history_categories=[self.categories[i] for i in hist],
-            history_vectors=self.vectors[hist] if hist else None,
-            history_effects=effects,
-            segment=SegmentEvidence(
-                seg, self.segment_names.get(seg, f"segment {seg}"), rank, lift, int(self.segment_sizes[seg])
-            ),
-            interests=interests,
-            feedback=feedback,
-        )
-
-
-def user_profile(bundle: Bundle, user_id: str) -> dict[str, Any]:
-    row = bundle.user_row(user_id)
-    if row is None:
-        return {}
-    record: dict[Any, Any] = bundle.users.iloc[row].to_dict()
-    return {str(k): v for k, v in record.items() if k != "user_id" and v is not None and not _is_na(v)}
-
-
-def _is_na(value: Any) -> bool:
-    try:
-        return bool(value != value)  # NaN and pandas.NA
-    except (TypeError, ValueError):
-        return False
-
-
-def leave_one_out_effects(
-    encoder: UserEncoder,
-    profile: Mapping[str, Any],
-    window: Sequence[int],
-    user_id: str | None,
-    user_vector: np.ndarray,
-    item_vectors: np.ndarray,
-) -> np.ndarray:
-    """[len(window), n_asked]: how much each history row raises each asked item's score.
-
-    One batched forward pass of the user tower, each row reading the window without one item.
-    """
-    spec = encoder.spec
-    clean = {k: v for k, v in profile.items() if v is not None and v != ""}
-    base = (
-        spec.encode_profile(clean),
-        spec.user_index(user_id) if user_id else 0,
-        [0.0] * len(spec.categories),
-    )
-    rows = [
-        (base[0], [int(i) for j, i in enumerate(window) if j != m], base[1], base[2])
-        for m in range(len(window))
-    ]
-    if not rows:
-        return np.zeros((0, len(item_vectors)), dtype=np.float32)
-    without = encoder.encode_batch(rows)
-    return (item_vectors @ user_vector)[None, :] - without @ item_vectors.T
-
-
-def verified_counterfactual(
-    bundle: Bundle,
-    encoder: UserEncoder,
-    profile: Mapping[str, Any],
-    user_id: str,
-    history: Sequence[int],
-    window: Sequence[int],
-    effects: np.ndarray,
-    item_index: int,
-    k: int,
-    max_items: int = 3,
-) -> np.ndarray:
-    """`effects` kept only for the smallest effect-ordered set whose removal drops the item
-    out of the top-k (CountER-style); all zero when no set of `max_items` does."""
-    order = [m for m in np.argsort(-effects, kind="stable") if effects[m] > 0][:max_items]
-    item_ids = bundle.feature_spec.item_ids
-    for size in range(1, len(order) + 1):
-        removed = {window[m] for m in order[:size]}
-        kept = [item_ids[i] for i in history if i not in removed]
-        top, _ = bundle.retriever.search(encoder.encode(profile, kept, user_id), k, exclude=list(history))
-        if item_index not in {int(i) for i in top}:
-            masked = np.zeros_like(effects)
-            masked[order[:size]] = effects[order[:size]]
-            return masked
-    return np.zeros_like(effects)
-
-
-def user_evidences(
-    bundle: Bundle,
-    source: BundleEvidence,
-    encoder: UserEncoder,
-    user_id: str,
-    profile: Mapping[str, Any],
-    history: Sequence[int],
-    user_vector: np.ndarray,
-    top: np.ndarray,
-    k: int,
-    attribution: str,
-) -> list[Evidence]:
-    """Evidence for each of a user's top-k, citing history by the chosen attribution:
-    "similarity" (embedding neighbours), "effect" (leave-one-out score drop) or
-    "counterfactual" (only a verified set whose removal drops the item from the top-k)."""
-    window = list(history[-bundle.feature_spec.max_history :])
-    if attribution == "similarity":
-        return [source.evidence(user_id, int(i), window, user_vector) for i in top]
-    effects = leave_one_out_effects(encoder, profile, window, user_id, user_vector, source.vectors[top])
-    out = []
-    for j, item in enumerate(top):
-        column = effects[:, j]
-        if attribution == "counterfactual":
-            column = verified_counterfactual(
-                bundle, encoder, profile, user_id, history, window, column, int(item), k
-            )
-        out.append(source.evidence(user_id, int(item), window, user_vector, effects=column))
-    return out
 
 
 # -- evaluation -----------------------------------------------------------------------------------
@@ -273,7 +88,7 @@ class _Tally:
     llm_passed: int = 0
     necessity_cases: int = 0
     necessity_hits: int = 0
-    history_cited: int = 0  # evidences citing history items at all (coverage of PN)
+    history_cited: int = 0  # evidences citing history items at all
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -289,18 +104,22 @@ def evaluate(
     batch: bool = False,
     llm_settings: Any = None,
     progress: bool = True,
-    attribution: str = "similarity",
+    attribution: str = "counterfactual",
     dump: Path | None = None,
 ) -> dict[str, Any]:
-    from embeddings.inference import UserEncoder
+    from backend.evidence import catalogue_checker
+    from backend.recommender import Recommender, RecQuery, Shopper
     from explain.cache import CachedExplainer
     from explain.llm import LLMExplainer, LLMOutcome
     from explain.template import TemplateExplainer
 
-    source = BundleEvidence(bundle)
-    checker = source.catalogue_checker()
-    encoder = UserEncoder(bundle)
+    if attribution not in ATTRIBUTIONS:
+        raise ConfigError(f"unknown attribution {attribution!r}; expected one of {ATTRIBUTIONS}")
+    checker = catalogue_checker(bundle)
     template = TemplateExplainer()
+    recommender = Recommender(bundle, template)
+    recommender.evidence_source.attribution = attribution  # type: ignore[assignment]
+    item_ids = bundle.feature_spec.item_ids
     llm: LLMExplainer | None = None
     if explainer_kind == "llm":
         llm = LLMExplainer(llm_settings, checker=checker, template=template)
@@ -321,16 +140,17 @@ def evaluate(
     samples: list[dict[str, Any]] = []
     cold_ms: list[float] = []
     cached_ms: list[float] = []
+    evidence_ms: list[float] = []
+    query = RecQuery(k=k)
     bar = _progress_bar(users, progress)
     for user_id in bar:
+        shopper = Shopper(user_id)
+        served = recommender.recommend(shopper, query).items
+        started = time.perf_counter()
+        evidences = recommender.evidences(shopper, query, served)
+        evidence_ms.append(1000 * (time.perf_counter() - started))
         history = [int(i) for i in bundle.history[user_id]]
-        history_ids = [source.item_ids[i] for i in history]
-        profile = user_profile(bundle, user_id)
-        user_vector = encoder.encode(profile, history_ids, user_id)
-        top, _ = bundle.retriever.search(user_vector, k, exclude=history)
-        evidences = user_evidences(
-            bundle, source, encoder, user_id, profile, history, user_vector, top, k, attribution
-        )
+        remove = recommender.removal_encoder(shopper)
         tally.history_cited += sum(bool(ev.history_items) for ev in evidences)
 
         outcomes: list[LLMOutcome] = []
@@ -352,12 +172,11 @@ def evaluate(
             if dump is not None:
                 samples.append(_sample(ev, outcome))
             cited = _cited_history(checker, ev, outcome.explanation.text)
-            if cited:
+            if cited and remove is not None:
                 tally.necessity_cases += 1
-                kept = [i for i in history if source.item_ids[i] not in cited]
-                counter_vector = encoder.encode(profile, [source.item_ids[i] for i in kept], user_id)
-                counter_top, _ = bundle.retriever.search(counter_vector, k, exclude=history)
-                item_index = source.item_ids.index(ev.item_id)
+                removed = frozenset(i for i in history if item_ids[i] in cited)
+                counter_top, _ = bundle.retriever.search(remove([removed])[0], k, exclude=history)
+                item_index = item_ids.index(ev.item_id)
                 tally.necessity_hits += int(item_index not in {int(i) for i in counter_top})
     if llm is not None:
         llm.close()
@@ -365,8 +184,9 @@ def evaluate(
         dump.parent.mkdir(parents=True, exist_ok=True)
         dump.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in samples), "utf-8")
     print(
-        f"history cited in {tally.history_cited}/{tally.served} evidences; "
-        f"PN measured on {tally.necessity_cases} explanations naming history items",
+        f"history cited in {tally.history_cited}/{tally.served} evidences; PN measured on "
+        f"{tally.necessity_cases} explanations naming history items ({tally.necessity_hits} left the "
+        f"top-{k}); evidence p50 {_percentile(evidence_ms, 50):.1f} ms per request of {k}",
         file=sys.stderr,
     )
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from embeddings.towers import ItemFeatures, TwoTowerConfig, TwoTowerModel, UserBatch
+from embeddings.towers import ItemFeatures, TwoTowerConfig, TwoTowerModel, UserBatch, _mean_pool
 
 N_USERS, N_ITEMS, N_CATS, TEXT = 6, 12, 3, 5
 
@@ -97,3 +98,21 @@ def test_id_dropout_only_applies_in_training() -> None:
     anonymous = model.eval().encode_users(batch([0], [[]]))
     assert not torch.allclose(with_id, without_id)
     assert torch.allclose(without_id, anonymous, atol=1e-6)
+
+
+def test_sqrt_pooled_history_embedding_grows_with_repeated_evidence_and_ignores_padding() -> None:
+    model = make_model(history_item_embedding=True, history_item_norm="sqrt", history_tied=False)
+    with torch.no_grad():
+        model.history_item.weight.normal_()
+    short = model.encode_users(batch([0], [[3, 4]], length=2))
+    assert torch.allclose(short, model.encode_users(batch([0], [[3, 4]], length=6)), atol=1e-5)
+    # Sum over sqrt(length): two copies of one item weigh sqrt(2) times one copy, unlike a mean.
+    table = model.history_item.weight
+    one = _mean_pool(torch.tensor([[3]]), torch.ones(1, 1, dtype=torch.bool), table, "sqrt")
+    two = _mean_pool(torch.tensor([[3, 3]]), torch.ones(1, 2, dtype=torch.bool), table, "sqrt")
+    assert torch.allclose(two, one * 2**0.5, atol=1e-5)
+
+
+def test_untied_history_needs_its_own_embedding() -> None:
+    with pytest.raises(ValueError, match="history_item_embedding"):
+        make_model(history_tied=False)

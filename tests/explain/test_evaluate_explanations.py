@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from backend.recommender import Recommender, RecQuery, Shopper
 from embeddings.bundle import Bundle
-from embeddings.inference import UserEncoder
+from explain.template import TemplateExplainer
 from explainrec.cli import main
-from explainrec.commands.evaluate_explanations import BundleEvidence, leave_one_out_effects, user_profile
 from tests.support.toy_shop import make_toy_bundle
 
 KEYS = {
@@ -55,25 +55,35 @@ def test_missing_bundle_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureF
     assert "error:" in capsys.readouterr().err
 
 
-def test_bundle_evidence_cites_the_item_whose_removal_hurts_most(toy_root: Path) -> None:
-    """Planted: the cited history item is the one whose leave-one-out fold-in lowers the score most."""
+def test_served_evidence_is_the_evaluated_evidence(toy_root: Path) -> None:
+    """`Recommender.evidences` (what the evaluation measures) equals what `recommend` serves."""
     bundle = Bundle.load(toy_root)
-    source = BundleEvidence(bundle)
-    encoder = UserEncoder(bundle)
-    user_id = sorted(bundle.history)[0]
-    history = [int(i) for i in bundle.history[user_id]]
-    profile = user_profile(bundle, user_id)
-    vector = encoder.encode(profile, [source.item_ids[i] for i in history], user_id)
-    top, _ = bundle.retriever.search(vector, 3, exclude=history)
-    effects = leave_one_out_effects(encoder, profile, history, user_id, vector, source.vectors[top])
-    for j, item in enumerate(top):
-        ev = source.evidence(user_id, int(item), history, vector, effects=effects[:, j])
-        if not ev.history_items:
-            continue
-        strongest = history[int(effects[:, j].argmax())]
-        assert ev.history_items[0].item_id == source.item_ids[strongest]
-        # The measured effect is real: folding in without that item lowers the item's score.
-        without = [source.item_ids[i] for i in history if i != strongest]
-        lowered = encoder.encode(profile, without, user_id) @ source.vectors[int(item)]
-        assert lowered < vector @ source.vectors[int(item)]
-        assert ev.segment is None or ev.segment.segment_size > 0
+    recommender = Recommender(bundle, TemplateExplainer())
+    shopper, query = Shopper("u00"), RecQuery(k=5, explain=True)
+    served = recommender.recommend(shopper, query).items
+    evaluated = recommender.evidences(shopper, query, served)
+    assert [s.explanation.evidence for s in served if s.explanation] == [e.to_dict() for e in evaluated]
+
+
+def test_cited_history_is_necessary_on_a_real_bundle(toy_root: Path) -> None:
+    """Every cited set, removed, drops its item out of the top-k; without its last member it does not."""
+    bundle = Bundle.load(toy_root)
+    recommender = Recommender(bundle, TemplateExplainer())
+    item_ids = bundle.feature_spec.item_ids
+    checked = 0
+    for user_id in sorted(bundle.history):
+        shopper, query = Shopper(user_id), RecQuery(k=5)
+        served = recommender.recommend(shopper, query).items
+        remove = recommender.removal_encoder(shopper)
+        assert remove is not None
+        history = [int(i) for i in bundle.history[user_id]]
+        for scored, ev in zip(served, recommender.evidences(shopper, query, served), strict=True):
+            cited = [item_ids.index(h.item_id) for h in ev.history_items]
+            if not cited:
+                continue
+            checked += 1
+            without, _ = bundle.retriever.search(remove([frozenset(cited)])[0], 5, exclude=history)
+            assert scored.item.index not in {int(i) for i in without}
+            partial, _ = bundle.retriever.search(remove([frozenset(cited[:-1])])[0], 5, exclude=history)
+            assert scored.item.index in {int(i) for i in partial}
+    assert checked > 0

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from explain.evidence import SegmentEvidence
+from explain.evidence import FeedbackEvent, SegmentEvidence, build_evidence
 from explain.grounding import GroundingChecker
 from explain.template import TemplateExplainer
-from tests.explain.conftest import evidence_for
+from tests.explain.conftest import CATALOGUE, evidence_for, vector
 
 
 def test_rejects_an_invented_title(checker: GroundingChecker) -> None:
@@ -86,3 +86,22 @@ def test_a_misspelt_quoted_title_counts_as_hallucinated(checker: GroundingChecke
     assert not checker.check(
         'Since you liked "Rustic Planter", this is a Garden pick.', evidence_for("i1", ["i2"])
     ).hallucinated
+
+
+def test_template_names_an_item_in_history_and_feedback_once() -> None:
+    title, _, _ = CATALOGUE["i2"]
+    ev = build_evidence(
+        user_id="u1",
+        item_id="i1",
+        item_title=CATALOGUE["i1"][0],
+        item_categories=CATALOGUE["i1"][1],
+        item_vector=vector("i1"),
+        history_ids=["i2"],
+        history_titles=[title],
+        history_categories=[CATALOGUE["i2"][1]],
+        history_vectors=vector("i2")[None, :],
+        feedback=[FeedbackEvent("i2", title, "purchase", vector("i2"))],
+    )
+    assert ev.history_items and ev.feedback  # the data keeps both facts
+    text = TemplateExplainer().explain([ev])[0].text
+    assert text.count(title) == 1 and "bought" in text

@@ -7,31 +7,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend.evidence import EvidenceContext, catalogue_checker
+from backend.recommender import Recommender, RecQuery, Shopper
 from embeddings.bundle import Bundle
-from embeddings.inference import UserEncoder
 from explain.llm import LLMExplainer
 from explain.llm_backends import LLMSettings
-from explainrec.commands.evaluate_explanations import BundleEvidence, user_profile
+from explain.template import TemplateExplainer
 from tests.support.toy_shop import INJECTION_TITLE, make_toy_bundle
 
 
 @pytest.mark.llm
 def test_real_model_explains_the_toy_shop_grounded(tmp_path: Path) -> None:
     bundle = Bundle.load(make_toy_bundle(tmp_path))
-    source = BundleEvidence(bundle)
-    checker = source.catalogue_checker()
-    encoder = UserEncoder(bundle)
-    injection_row = source.titles.index(INJECTION_TITLE)
+    recommender = Recommender(bundle, TemplateExplainer())
+    checker = catalogue_checker(bundle)
+    injection_row = [it.title for it in recommender.catalogue.items].index(INJECTION_TITLE)
     # An odd user (Garden/Kitchen taste) whose history holds the hostile title.
     user_id = next(u for u, items in bundle.history.items() if injection_row in items)
     history = [int(i) for i in bundle.history[user_id]]
-    vector = encoder.encode(user_profile(bundle, user_id), [source.item_ids[i] for i in history], user_id)
-    top, _ = bundle.retriever.search(vector, 3, exclude=history)
-    evidences = [source.evidence(user_id, int(i), history, vector) for i in top]
+    shopper, query = Shopper(user_id), RecQuery(k=3)
+    evidences = recommender.evidences(shopper, query, recommender.recommend(shopper, query).items)
     # One explanation whose only history item is the hostile title, so it is in the prompt.
     scores = bundle.item_vectors @ bundle.item_vectors[injection_row]
     scores[history] = -np.inf
-    hostile = source.evidence(user_id, int(np.argmax(scores)), [injection_row], vector)
+    ctx = EvidenceContext(user_id, [injection_row], segment=None)
+    (hostile,) = recommender.evidence_source.evidences(ctx, [int(np.argmax(scores))])
     assert [h.title for h in hostile.history_items] == [INJECTION_TITLE]
     evidences.append(hostile)
 

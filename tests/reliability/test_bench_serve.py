@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,16 @@ def test_profile_summary_leaves_idle_threads_out(tmp_path: Path) -> None:
     assert "100 busy thread-samples (900 idle left out)" in summary
     assert " 60.0%  database" in summary and " 40.0%  vector math" in summary
     assert " 60.0%  get_principal (backend/deps.py:150)" in summary
+
+
+def test_cpu_accounting_sees_this_process_burn_cpu() -> None:
+    import os
+
+    from backend.bench_serve import process_cpu_seconds
+
+    before = process_cpu_seconds([os.getpid()])
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    assert process_cpu_seconds([os.getpid()]) - before >= 0.1
+    assert process_cpu_seconds([2**22 + 12345]) == 0.0  # a pid that does not exist

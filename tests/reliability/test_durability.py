@@ -127,7 +127,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none(
     events_file = tmp_path / "events.json"
     events_file.write_text(json.dumps(events), "utf-8")
     port = free_port()
-    server: ServerProcess = explainrec_server(toy_bundles, workdir, workers=workers, port=port).start()
+    server: ServerProcess = explainrec_server(
+        toy_bundles, workdir, workers=workers, port=port, EXPLAINREC_ACCESS_LOG="true"
+    ).start()
     ledger = tmp_path / "ledger.txt"
     ledger.touch()
     writer = start_writer(server.url, key, events_file, ledger)
@@ -151,7 +153,9 @@ def test_sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none(
     assert len(first_pass) == N_EVENTS, "the writer must record an outcome for every event"
     assert 0 < len(unacked) < N_EVENTS, "the kill did not land mid-stream"
 
-    server = explainrec_server(toy_bundles, workdir, workers=workers, port=port).start()
+    server = explainrec_server(
+        toy_bundles, workdir, workers=workers, port=port, EXPLAINREC_ACCESS_LOG="true"
+    ).start()
     try:
         rows = stored_rows(workdir)
         counts: dict[str, int] = {}
@@ -187,7 +191,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_event_and_duplicates_none(
         expected = by_key[key_]
         assert (user, item, event) == (expected["user_id"], expected["item_id"], expected["event"])
         assert timestamp
-    # The server's own log (uvicorn access lines included) never shows the API key.
+    # The server's own log (the access log is switched on above) never shows the API key.
     logged = "".join(f.read_text("utf-8", "replace") for f in workdir.glob("server-*.log"))
     assert "POST /api/v1/feedback" in logged and key not in logged and key[4:20] not in logged
     # Events committed just before the kill but never acknowledged come back as replays (200), not new rows.

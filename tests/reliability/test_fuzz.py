@@ -81,18 +81,6 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, headers: dict[str, str
     return ran
 
 
-def is_tracked_finding(api_schema: Any, operation: str, exc: BaseException) -> bool:
-    """A failure that a reproducer below already tracks, while that bug is still present: the
-    fuzz run then keeps guarding every other operation and check instead of failing on it again."""
-    text = str(exc)
-    only_undocumented_409 = "distinct failure" in text and "1 distinct" in text and "Received: 409" in text
-    return (
-        operation == "POST /api/v1/auth/signup"
-        and only_undocumented_409
-        and not signup_409_documented(api_schema)
-    )
-
-
 def signup_409_documented(api_schema: Any) -> bool:
     return "409" in api_schema.raw_schema["paths"]["/api/v1/auth/signup"]["post"]["responses"]
 
@@ -114,8 +102,7 @@ def test_every_operation_survives_fuzzing(
             assert mode == GenerationMode.NEGATIVE, f"{operation.path}: no valid input could be generated"
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis failures are BaseExceptionGroups
             name = f"{operation.method.upper()} {operation.path}"
-            if not is_tracked_finding(api_schema, name, exc):
-                failures.append(f"{name}: {exc}")
+            failures.append(f"{name}: {exc}")
     record_property("fuzz_cases", cases)
     print(f"fuzz {credentials}/{mode}: {cases} cases")
     assert not failures, "\n\n".join(failures)
@@ -135,11 +122,6 @@ def test_schema_covers_every_route(api_schema: Any) -> None:
     assert len(documented) >= 15, sorted(documented)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend bug: signup/demo answer 409 but OpenAPI does not list it; "
-    "when fixed, drop this marker and is_tracked_finding",
-)
 def test_signup_conflict_is_documented(api_schema: Any) -> None:
     """Reproducer for a fuzz finding: signup answers 409 for a taken username (and demo sign-in
     409 when its record cannot be created), so the schema must list 409 for both."""

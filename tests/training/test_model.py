@@ -105,6 +105,10 @@ def checkerboard(n_users: int = 40, n_items: int = 40, per_user: int = 10) -> tu
     {},  # the full model: ids, history, interests
     {"model": {"use_content": False, "use_profile": False, "use_history": False, "user_id_dropout": 0.0}},
     {"loss": {"uniform_negatives": -1}},
+    # The shipped ml100k recipe: one multinomial row per user, a separate history embedding.
+    {"loss": {"objective": "multinomial"}, "optim": {"batch_size": 8},
+     "features": {"history_dropout": 0.5, "profile_only_rows": 0.2},
+     "model": {"history_item_embedding": True, "history_item_norm": "sqrt", "history_tied": False}},
 ])
 def test_planted_checkerboard_is_recovered(tmp_path: Path, overrides: dict[str, dict[str, object]]) -> None:
     ds, split = checkerboard()

@@ -71,17 +71,28 @@ _TWO_TOWER_SPACE: SearchSpace = {
 }
 
 
-def _base_config_values(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The base training config's own values of the tuned keys, so trial 0 is that config."""
-    if "config" not in settings:
-        return {}
-    values: dict[str, Any] = {}
-    for dotted in _TWO_TOWER_SPACE:
-        node: Any = settings["config"]
-        for part in dotted.split("."):
-            node = getattr(node, part)
-        values[dotted] = node
-    return values
+# The full model also tunes its denoising strength (the ids-only `mf` has no history to drop).
+_TWO_TOWER_FULL_SPACE: SearchSpace = {
+    **_TWO_TOWER_SPACE,
+    "features.history_dropout": FloatRange(0.2, 0.7),
+}
+
+
+def _base_config_values(space: SearchSpace) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The base training config's own values of the keys `space` tunes, so trial 0 is that config."""
+
+    def values_of(settings: Mapping[str, Any]) -> dict[str, Any]:
+        if "config" not in settings:
+            return {}
+        values: dict[str, Any] = {}
+        for dotted in space:
+            node: Any = settings["config"]
+            for part in dotted.split("."):
+                node = getattr(node, part)
+            values[dotted] = node
+        return values
+
+    return values_of
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -90,11 +101,14 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "two-tower",
             _two_tower_builder(ids_only=False),
-            _TWO_TOWER_SPACE,
-            settings_defaults=_base_config_values,
+            _TWO_TOWER_FULL_SPACE,
+            settings_defaults=_base_config_values(_TWO_TOWER_FULL_SPACE),
         ),
         ModelSpec(
-            "mf", _two_tower_builder(ids_only=True), _TWO_TOWER_SPACE, settings_defaults=_base_config_values
+            "mf",
+            _two_tower_builder(ids_only=True),
+            _TWO_TOWER_SPACE,
+            settings_defaults=_base_config_values(_TWO_TOWER_SPACE),
         ),
         ModelSpec("popular", lambda p, s, d, c: MostPopular()),
         ModelSpec(

@@ -1,0 +1,321 @@
+"""Evidence for a bundle's (user, item) pairs, built one way for the service and the evaluation.
+
+    source = EvidenceSource(bundle, catalogue, segment_names)
+    encode = removal_encoder(UserEncoder(bundle), profile, history, user_id)
+    evidences = source.evidences(EvidenceContext(user_id, history, segment, profile, k=10,
+                                                 encode=encode), top_k_item_indices)
+
+`Recommender` serves explanations from these evidences and `explainrec evaluate-explanations`
+measures the same ones, so what is evaluated is what is served.
+
+Which history items are cited is decided by the model itself (CountER-style necessity): the
+smallest set of history items, found greedily and at most `max_cited` large, whose removal from
+the history (the user re-encoded by the real user tower) drops the item out of the top-k. An
+item for which no such set exists cites no history: its explanation rests on categories, the
+segment and profile facts instead, which are true but are not claimed to be necessary.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from backend.catalogue import Catalogue
+from embeddings.bundle import Bundle
+from embeddings.inference import UserEncoder
+from explain.evidence import (
+    Evidence,
+    FeedbackEvent,
+    ProfileMatch,
+    SegmentEvidence,
+    build_evidence,
+    item_standing,
+)
+from explain.grounding import GroundingChecker
+
+# How history items are chosen for citing: "counterfactual" (served: a set whose removal drops
+# the item out of the top-k), "effect" (largest leave-one-out score drops, necessary or not) or
+# "similarity" (embedding neighbours of the item); the last two exist to compare against.
+AttributionMode = Literal["counterfactual", "effect", "similarity"]
+ATTRIBUTIONS: tuple[AttributionMode, ...] = ("counterfactual", "effect", "similarity")
+
+# Removed item sets -> user vectors [len(sets), d], one batched pass of the user tower.
+RemovalEncoder = Callable[[Sequence[frozenset[int]]], np.ndarray]
+
+
+def removal_encoder(
+    encoder: UserEncoder,
+    profile: Mapping[str, Any],
+    history: Sequence[int],
+    user_id: str | None,
+    interests: Sequence[str] = (),
+    session: Sequence[int] = (),
+) -> RemovalEncoder:
+    """The user's vector with each given set of items taken out of `history` (oldest first).
+
+    The tower reads the last `max_history` items that remain, so removing a recent item lets an
+    older one slide in, as it would if the user had never chosen it. With `session` (a known
+    user's fresh positives, see `Recommender._with_session`) the session vector without the set
+    is added and the sum normalised, as the service does.
+    """
+    spec = encoder.spec
+    clean = {str(k): v for k, v in profile.items() if v is not None and v != ""}
+    profile_row = spec.encode_profile(clean)
+    user_index = spec.user_index(user_id) if user_id is not None else 0
+    chosen = list(interests)
+    interest_row = spec.encode_interests(chosen) if chosen else [0.0] * len(spec.categories)
+    items = [int(i) for i in history]
+    fresh = [int(i) for i in session]
+
+    def encode(removed_sets: Sequence[frozenset[int]]) -> np.ndarray:
+        if not removed_sets:
+            return np.zeros((0, encoder.model.config.dim), dtype=np.float32)
+        rows = [
+            (profile_row, [i for i in items if i not in r], user_index, interest_row) for r in removed_sets
+        ]
+        folded = encoder.encode_batch(rows)
+        if not fresh:
+            return folded
+        no_profile = spec.encode_profile({})
+        blank = [0.0] * len(spec.categories)
+        kept = [[i for i in fresh if i not in r][-spec.max_history :] for r in removed_sets]
+        with_session = [j for j, s in enumerate(kept) if s]
+        if with_session:
+            session_vectors = encoder.encode_batch([(no_profile, kept[j], 0, blank) for j in with_session])
+            combined = folded[with_session] + session_vectors
+            norms = np.linalg.norm(combined, axis=1, keepdims=True)
+            folded[with_session] = combined / np.maximum(norms, 1e-12)
+        return folded
+
+    return encode
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Why one item is in the top-k, in terms of the history window the tower reads."""
+
+    effects: np.ndarray  # [len(window)]: the item's score drop when that one row is removed
+    necessary: tuple[int, ...]  # window rows whose joint removal drops the item; () if none found
+
+
+def _margins(scores: np.ndarray, item: int, eligible: np.ndarray, k: int) -> np.ndarray:
+    """Per row: the item's score minus the k-th best score of the other eligible items.
+
+    Negative means the item is out of the top-k.
+    """
+    others = np.where(eligible, scores, -np.inf)
+    others[:, item] = -np.inf
+    kth = np.partition(others, -k, axis=1)[:, -k]
+    return np.asarray(scores[:, item] - kth)
+
+
+def attribute(
+    encode: RemovalEncoder,
+    window: Sequence[int],
+    items: Sequence[int],
+    item_vectors: np.ndarray,
+    eligible: np.ndarray,
+    k: int,
+    max_size: int = 3,
+    candidates: int = 8,
+) -> list[Attribution]:
+    """For each of `items` (the served top-k), the smallest set of window rows, greedily grown to
+    at most `max_size`, whose removal drops it out of the top-k among `eligible` items.
+
+    Step one removes each row alone (one batched pass shared by all items, which also gives the
+    leave-one-out effects); each later step extends every unresolved item's best set by one of its
+    `candidates` strongest single rows, all items in one batched pass. The greedy criterion is the
+    item's margin over the k-th competitor, not its raw score: removing an item that also lifts
+    the competitors can lower the score without changing the rank.
+    """
+    rows = [int(i) for i in window]
+    n = len(rows)
+    if not items or not n or int(eligible.sum()) <= k:
+        return [Attribution(np.zeros(n), ()) for _ in items]
+    singles = [frozenset({i}) for i in rows]
+    vectors = encode([frozenset(), *singles])
+    scores = vectors @ item_vectors.T  # [1 + n, n_items]
+    found: dict[int, tuple[int, ...]] = {}
+    best: dict[int, tuple[int, ...]] = {}
+    shortlist: dict[int, list[int]] = {}
+    effects: dict[int, np.ndarray] = {}
+    for j, item in enumerate(items):
+        effects[j] = scores[0, item] - scores[1:, item]
+        margins = _margins(scores, item, eligible, k)
+        if margins[0] < 0:  # not in the top-k to begin with (the served vector is another one)
+            continue
+        order = [int(m) for m in np.argsort(margins[1:], kind="stable")]
+        if margins[1 + order[0]] < 0:
+            found[j] = (order[0],)
+        else:
+            best[j] = (order[0],)
+            shortlist[j] = order[:candidates]
+    for _ in range(1, max_size):
+        asks = [(j, (*best[j], m)) for j in best for m in shortlist[j] if m not in best[j]]
+        if not asks:
+            break
+        vectors = encode([frozenset(rows[m] for m in chosen) for _, chosen in asks])
+        scores = vectors @ item_vectors.T
+        still: dict[int, tuple[int, ...]] = {}
+        for j in best:
+            picks = [r for r, (jj, _) in enumerate(asks) if jj == j]
+            if not picks:
+                continue
+            margins = _margins(scores[picks], items[j], eligible, k)
+            top = int(np.argmin(margins))
+            chosen = asks[picks[top]][1]
+            if margins[top] < 0:
+                found[j] = chosen
+            else:
+                still[j] = chosen
+        best = still
+    return [Attribution(np.asarray(effects.get(j, np.zeros(n))), found.get(j, ())) for j in range(len(items))]
+
+
+def _names(value: Any) -> list[str]:
+    if value is None or isinstance(value, float):  # float: a missing value (NaN)
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
+def catalogue_checker(bundle: Bundle) -> GroundingChecker:
+    """The grounding check against a bundle's whole catalogue: every title, category and brand."""
+    items = bundle.items
+    categories = {c for cats in items["categories"] for c in _names(cats)}
+    categories |= set(bundle.feature_spec.categories)
+    brands = sorted({b for v in items["brand"] for b in _names(v)}) if "brand" in items else []
+    return GroundingChecker(
+        items["title"].astype(str).tolist(), sorted(categories), catalogue_attributes=brands
+    )
+
+
+@dataclass(frozen=True)
+class EvidenceContext:
+    """Who is asking and what the model read for them."""
+
+    user_id: str
+    history: Sequence[int]  # item indices, oldest first; the tower reads the last max_history
+    segment: int | None
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    interests: Sequence[str] = ()
+    feedback: Sequence[FeedbackEvent] = ()
+    cold_start: bool = False
+    k: int = 10
+    eligible: np.ndarray | None = None  # items that could have been recommended; None: all unseen
+    encode: RemovalEncoder | None = None  # None: no model at hand, cite history by similarity
+    cache_key: Hashable | None = None  # equal keys: equal user state (attributions are reused)
+
+
+class EvidenceSource:
+    """Builds `Evidence` for one bundle: titles, categories, vectors, segment standing, profile
+    lifts, and history items cited by counterfactual necessity."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        catalogue: Catalogue,
+        segment_names: Sequence[str],
+        max_cited: int = 3,
+        cache_size: int = 20_000,
+        attribution: AttributionMode = "counterfactual",
+    ) -> None:
+        self.bundle = bundle
+        self.catalogue = catalogue
+        self.segment_names = list(segment_names)
+        self.max_cited = max_cited
+        self.attribution = attribution
+        self.max_history = bundle.feature_spec.max_history
+        self.vectors = bundle.item_vectors
+        self._attributions: OrderedDict[Hashable, list[Attribution]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def checker(self) -> GroundingChecker:
+        return catalogue_checker(self.bundle)
+
+    def attributions(self, ctx: EvidenceContext, items: Sequence[int]) -> list[Attribution]:
+        window = [int(i) for i in ctx.history[-self.max_history :]]
+        if ctx.encode is None or not window:
+            return [Attribution(np.zeros(len(window)), ()) for _ in items]
+        eligible = ctx.eligible
+        if eligible is None:
+            eligible = np.ones(len(self.vectors), dtype=bool)
+            eligible[[int(i) for i in ctx.history]] = False
+        key = None
+        if ctx.cache_key is not None:
+            key = (ctx.cache_key, tuple(int(i) for i in items), ctx.k, hash(np.packbits(eligible).tobytes()))
+            with self._lock:
+                cached = self._attributions.get(key)
+                if cached is not None:
+                    self._attributions.move_to_end(key)
+                    return cached
+        made = attribute(ctx.encode, window, items, self.vectors, eligible, ctx.k, self.max_cited)
+        if key is not None:
+            with self._lock:
+                self._attributions[key] = made
+                if len(self._attributions) > self._cache_size:
+                    self._attributions.popitem(last=False)
+        return made
+
+    def evidences(self, ctx: EvidenceContext, items: Sequence[int]) -> list[Evidence]:
+        """Evidence for each of `items` (the served top-k, best first)."""
+        use_model = ctx.encode is not None and self.attribution != "similarity"
+        attributions = self.attributions(ctx, items) if use_model else None
+        window = [int(i) for i in ctx.history[-self.max_history :]]
+        return [
+            self._evidence(ctx, int(item), window, None if attributions is None else attributions[j])
+            for j, item in enumerate(items)
+        ]
+
+    def _evidence(
+        self, ctx: EvidenceContext, item: int, window: list[int], attribution: Attribution | None
+    ) -> Evidence:
+        cat = self.catalogue
+        record = cat.items[item]
+        seg_evidence = None
+        if ctx.segment is not None and cat.segment_sizes[ctx.segment] > 0:
+            rank, lift = item_standing(
+                item,
+                cat.segment_users_per_item[ctx.segment],
+                int(cat.segment_sizes[ctx.segment]),
+                cat.users_per_item,
+                max(1, cat.users_with_history),
+            )
+            seg_evidence = SegmentEvidence(
+                ctx.segment, self.segment_names[ctx.segment], rank, lift, int(cat.segment_sizes[ctx.segment])
+            )
+        profile_lifts = [
+            ProfileMatch(name, str(value), cat.profile_lift(name, str(value), item))
+            for name, value in ctx.profile.items()
+            if value not in (None, "")
+        ]
+        return build_evidence(
+            user_id=ctx.user_id,
+            item_id=record.item_id,
+            item_title=record.title,
+            item_categories=record.categories,
+            item_vector=self.vectors[item],
+            history_ids=[cat.items[i].item_id for i in window],
+            history_titles=[cat.items[i].title for i in window],
+            history_categories=[cat.items[i].categories for i in window],
+            history_vectors=self.vectors[window] if window else None,
+            history_effects=None if attribution is None else attribution.effects,
+            cited_history=(
+                attribution.necessary
+                if attribution is not None and self.attribution == "counterfactual"
+                else None
+            ),
+            segment=seg_evidence,
+            interests=list(ctx.interests),
+            profile_lifts=profile_lifts,
+            feedback=ctx.feedback,
+            cold_start=ctx.cold_start,
+            max_history_items=self.max_cited,
+        )

@@ -1,0 +1,177 @@
+"""The read path's caches stay coherent across workers and keep the database off cached reads;
+plus the fixes found by the reliability tests (documented 409s, no paths on /readyz, clear
+deep-nesting error, profile options)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from backend.app import create_app
+from backend.hotcache import MISS, DatabaseWatch, HotCache
+from backend.recommender import RecQuery, Shopper
+from backend.routes.recommendations import to_payload, to_response
+from backend.settings import Settings
+from backend.store import ApiKeyRecord
+from tests.backend.conftest import api_key
+
+RECS = "/api/v1/recommendations"
+
+
+def _statements(client: TestClient) -> list[str]:
+    """SQL statements the app's engine runs from now on."""
+    engine = client.app.state.service.store._sessions.kw["bind"]  # type: ignore[attr-defined]
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_cached_reads_run_no_sql_and_a_write_refreshes_them(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    params = {"user_id": "u01", "k": 5}
+    first = client.get(RECS, params=params, headers=admin_headers)
+    assert first.status_code == 200
+    statements = _statements(client)
+    again = client.get(RECS, params=params, headers=admin_headers)
+    assert again.json() == first.json()
+    assert statements == []  # key check and shopper both served from the cache
+    liked = first.json()["items"][0]["item_id"]
+    posted = client.post(
+        "/api/v1/feedback", json={"user_id": "u01", "item_id": liked, "event": "like"}, headers=admin_headers
+    )
+    assert posted.status_code == 201
+    after = client.get(RECS, params=params, headers=admin_headers).json()
+    assert liked not in [i["item_id"] for i in after["items"]]  # seen now, so excluded
+
+
+def test_feedback_through_one_worker_changes_recommendations_from_another(
+    settings: Settings,
+) -> None:
+    """Two apps on one SQLite file stand for two uvicorn workers (each has its own caches)."""
+    with TestClient(create_app(settings)) as worker_a, TestClient(create_app(settings)) as worker_b:
+        headers = api_key(worker_a, "read", "feedback", "admin")
+        params = {"user_id": "u02", "k": 10}
+        before = worker_b.get(RECS, params=params, headers=headers).json()
+        assert worker_b.get(RECS, params=params, headers=headers).json() == before  # cached on B
+        liked = [i["item_id"] for i in before["items"][:3]]
+        for item in liked:
+            body = {"user_id": "u02", "item_id": item, "event": "like"}
+            assert worker_a.post("/api/v1/feedback", json=body, headers=headers).status_code == 201
+        after = worker_b.get(RECS, params=params, headers=headers).json()
+        assert not set(liked) & {i["item_id"] for i in after["items"]}
+        assert after["items"] != before["items"]
+
+
+def test_a_key_revoked_through_another_worker_stops_at_once(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as worker_a, TestClient(create_app(settings)) as worker_b:
+        headers = api_key(worker_a, "read")
+        assert worker_b.get(RECS, params={"user_id": "u00"}, headers=headers).status_code == 200
+        engine = worker_a.app.state.service.store._sessions.kw["bind"]  # type: ignore[attr-defined]
+        with engine.begin() as db:
+            db.exec_driver_sql("UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP")
+        assert worker_b.get(RECS, params={"user_id": "u00"}, headers=headers).status_code == 401
+
+
+def test_hot_cache_drops_entries_when_the_database_changes(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "watch.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x INTEGER)")
+    cache = HotCache(DatabaseWatch.for_url(f"sqlite:///{path}"), key_ttl_s=30)
+    record = ApiKeyRecord(1, "k", "erk_abc", frozenset({"read"}))
+    version = cache.sync()
+    cache.put_api_key("d1", record, version)
+    cache.put_shopper(Shopper("u1"), version)
+    assert cache.api_key("d1") == record and cache.shopper("u1") == Shopper("u1")
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO t VALUES (1)")
+    stale_version = version
+    cache.sync()
+    assert cache.api_key("d1") is MISS and cache.shopper("u1") is MISS
+    cache.put_api_key("d1", record, stale_version)  # read before the change: not kept
+    assert cache.api_key("d1") is MISS
+    cache.watch.close()
+
+
+def test_without_a_change_signal_shoppers_are_not_cached_and_keys_expire() -> None:
+    cache = HotCache(DatabaseWatch.for_url("postgresql+psycopg://u@127.0.0.1/db"), key_ttl_s=0)
+    version = cache.sync()
+    assert version is None
+    cache.put_shopper(Shopper("u1"), version)
+    assert cache.shopper("u1") is MISS
+    cache.put_api_key("d1", ApiKeyRecord(1, "k", "erk_abc"), version)
+    assert cache.api_key("d1") is MISS  # ttl 0: expired at once
+
+
+def test_fast_json_matches_the_documented_model(client: TestClient) -> None:
+    recommender = client.app.state.service.recommender  # type: ignore[attr-defined]
+    for shopper in (Shopper("u00"), Shopper("nobody"), Shopper(None, {"gender": "F"}, ["Books"])):
+        result = recommender.recommend(shopper, RecQuery(k=4, explain=True))
+        assert to_payload(result) == to_response(result).model_dump(mode="json")
+
+
+def test_signup_and_demo_document_their_409(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "409" in paths["/api/v1/auth/signup"]["post"]["responses"]
+    assert "409" in paths["/api/v1/auth/demo"]["post"]["responses"]
+
+
+def test_readyz_and_reload_errors_show_no_absolute_paths(tmp_path: Path) -> None:
+    with TestClient(create_app(Settings(workdir=tmp_path))) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "no bundle" in ready.json()["detail"]
+        assert str(tmp_path) not in ready.text and "/tmp" not in ready.text
+        items = client.get("/api/v1/items")
+        assert items.status_code == 503 and str(tmp_path) not in items.text
+
+
+def test_deeply_nested_json_gets_a_clear_400(client: TestClient) -> None:
+    body = '{"profile": ' * 5000 + "{}" + "}" * 5000
+    response = client.post(
+        "/api/v1/recommendations/cold-start", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+
+def test_profile_options_list_the_bundles_known_values(client: TestClient) -> None:
+    response = client.get("/api/v1/profile-options")
+    assert response.status_code == 200
+    body = response.json()
+    spec = client.app.state.service.recommender.spec  # type: ignore[attr-defined]
+    assert body["choices"] == {k: sorted(v) for k, v in spec.profile_vocab.items()} and body["choices"]
+    assert body["numeric"] == {k: list(v) for k, v in spec.profile_edges.items()}
+    assert body["interests"] and set(body["interests"]) <= set(spec.categories)
+    assert body["model_version"] == client.get("/readyz").json()["model_version"]
+    schema = client.get("/openapi.json").json()
+    ok = schema["paths"]["/api/v1/profile-options"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("ProfileOptionsResponse")
+
+
+def test_a_configured_llm_explainer_is_warmed_in_the_background(tmp_path: Path, toy_bundles: Path) -> None:
+    # An OpenAI-compatible endpoint nobody listens on: building the client needs no network, and
+    # explained requests fall back to templates, so start-up must not wait for the model.
+    settings = Settings(
+        workdir=tmp_path,
+        bundle_dir=toy_bundles,
+        explainer="openai",
+        openai_base_url="http://127.0.0.1:9/v1",
+        openai_model="none",
+        explain_timeout_s=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        thread = client.app.state.service.warm_up_thread  # type: ignore[attr-defined]
+        assert thread is not None and thread.name == "explainer-warm-up"
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert client.get("/readyz").status_code == 200
+    with TestClient(create_app(Settings(workdir=tmp_path / "t", bundle_dir=toy_bundles))) as client:
+        assert client.app.state.service.warm_up_thread is None  # type: ignore[attr-defined]
