@@ -25,6 +25,8 @@ from training.train_config import FeatureSection, LossSection, OptimSection
 
 # A profile form asks for a few favourite categories, not a distribution.
 FORM_TOP_CATEGORIES = 3
+# Where a checkpoint carries the training config that rebuilds it (see training/export.py).
+CHECKPOINT_KEY = "explainrec"
 
 
 def dense_rows(indptr: Tensor, indices: Tensor, rows: Tensor, n_cols: int) -> Tensor:
@@ -63,9 +65,12 @@ class TwoTowerModule(L.LightningModule):
         loss: LossSection,
         optim: OptimSection,
         val_k: int = 10,
+        train_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        # Written into every checkpoint, so `explainrec build` can rebuild a bundle from one.
+        self.train_config = train_config
         self.features, self.loss_cfg, self.optim_cfg, self.val_k = features, loss, optim, val_k
         self.register_buffer("user_profile", users.profile)
         self.register_buffer("user_history", users.history)
@@ -210,6 +215,15 @@ class TwoTowerModule(L.LightningModule):
             return optimizer
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.optim_cfg.lr_decay)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        monitor = f"val_ndcg@{self.val_k}"
+        score = self.trainer.callback_metrics.get(monitor)
+        checkpoint[CHECKPOINT_KEY] = {
+            "train_config": self.train_config,
+            "metrics": {monitor: float(score)} if score is not None else {},
+            "epoch": int(self.current_epoch),
+        }
 
 
 def _top_categories(distribution: Tensor, k: int) -> Tensor:

@@ -49,6 +49,7 @@ from training.train_config import DataSection, TrainConfig
 from training.trainer import TimeToBest, build_trainer
 
 if TYPE_CHECKING:
+    from embeddings.bundle import BundleContents
     from training.data.schema import Dataset
     from training.data.splits import Split
 
@@ -80,6 +81,17 @@ def model_config_for(config: TrainConfig, spec: FeatureSpec, text_width: int) ->
     )
 
 
+def build_towers(
+    config: TrainConfig, ds: Dataset, split: Split, text_cache_dir: Path | None
+) -> tuple[FeatureSpec, TwoTowerModel]:
+    """The feature spec of `split.train` and freshly initialised towers for it."""
+    spec = build_feature_spec(ds, split.train, max_history=config.features.max_history,
+                              price_buckets=config.features.price_buckets,
+                              numeric_buckets=config.features.numeric_buckets)
+    item_features = build_item_features(ds, spec, text_cache_dir, use_text=config.features.use_text)
+    return spec, TwoTowerModel(model_config_for(config, spec, text_dim(item_features)), item_features)
+
+
 def fit_two_tower(
     config: TrainConfig,
     ds: Dataset,
@@ -93,11 +105,7 @@ def fit_two_tower(
     L.seed_everything(config.seed, workers=True, verbose=False)
     work_dir = Path(tempfile.mkdtemp(prefix="explainrec-train-")) if work_dir is None else work_dir
     work_dir.mkdir(parents=True, exist_ok=True)
-    spec = build_feature_spec(ds, split.train, max_history=config.features.max_history,
-                              price_buckets=config.features.price_buckets,
-                              numeric_buckets=config.features.numeric_buckets)
-    item_features = build_item_features(ds, spec, text_cache_dir, use_text=config.features.use_text)
-    model = TwoTowerModel(model_config_for(config, spec, text_dim(item_features)), item_features)
+    spec, model = build_towers(config, ds, split, text_cache_dir)
 
     train_pairs = pair_indices(spec, split.train)
     valid_pairs = pair_indices(spec, split.valid)
@@ -120,6 +128,7 @@ def fit_two_tower(
         model, build_user_table(spec, ds.users, split.train), item_counts,
         known=csr(train_pairs, n_rows), valid=csr(valid_pairs, n_rows), features=config.features,
         loss=config.loss, optim=config.optim, val_k=config.val_k,
+        train_config=config.model_dump(mode="json"),
     )
     # The multinomial objective trains on one row per user, the pairs objective per positive.
     train_rows = torch.unique(train_pairs[:, 0]) if config.loss.objective == "multinomial" else train_pairs
@@ -186,18 +195,12 @@ def aligned(frame: pd.DataFrame, column: str, ids: Sequence[str]) -> pd.DataFram
     return indexed[~indexed.index.duplicated()].loc[list(ids)].reset_index(drop=True)
 
 
-def train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainResult:
-    """Load the configured data, fit, and write a bundle to `out_root/bundles` (rank 0 only)."""
-    from embeddings.bundle import BundleContents, write_bundle
+def bundle_contents(config: TrainConfig, ds: Dataset, split: Split, fitted: FittedTwoTower) -> BundleContents:
+    """Everything a bundle holds, from a fitted model and the data it was trained on."""
+    from embeddings.bundle import BundleContents
 
-    ds, split = load_data(config.data, seed=config.seed)
-    run_dir = out_root / "runs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    fitted = fit_two_tower(config, ds, split, progress=progress, work_dir=run_dir,
-                           text_cache_dir=out_root / "cache" / "text")
-    if not fitted.is_global_zero:
-        return TrainResult(None, fitted.val_metrics, fitted.best_checkpoint)
     spec = fitted.spec
-    contents = BundleContents(
+    return BundleContents(
         config=config.model_dump(mode="json"),
         model_config=fitted.model.config,
         model_state={k: v.detach().cpu().contiguous() for k, v in fitted.model.state_dict().items()},
@@ -210,5 +213,18 @@ def train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainRe
         metrics=fitted.val_metrics,
         dataset_name=ds.name,
     )
+
+
+def train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainResult:
+    """Load the configured data, fit, and write a bundle to `out_root/bundles` (rank 0 only)."""
+    from embeddings.bundle import write_bundle
+
+    ds, split = load_data(config.data, seed=config.seed)
+    run_dir = out_root / "runs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    fitted = fit_two_tower(config, ds, split, progress=progress, work_dir=run_dir,
+                           text_cache_dir=out_root / "cache" / "text")
+    if not fitted.is_global_zero:
+        return TrainResult(None, fitted.val_metrics, fitted.best_checkpoint)
+    contents = bundle_contents(config, ds, split, fitted)
     bundle_dir = write_bundle(contents, out_root / "bundles")
     return TrainResult(bundle_dir, fitted.val_metrics, fitted.best_checkpoint)

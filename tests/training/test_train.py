@@ -56,7 +56,17 @@ def test_train_writes_a_bundle_whose_vectors_the_serving_encoder_reproduces(
     spec = bundle.feature_spec
     assert bundle.item_vectors.shape == (len(spec.item_ids), bundle.model.config.dim)
     assert bundle.user_vectors.shape[0] == len(spec.user_ids)
-    assert 0.0 <= bundle.manifest["metrics"]["val_ndcg@10"] <= 1.0
+    metrics = bundle.manifest["metrics"]
+    assert 0.0 <= metrics["val_ndcg@10"] <= 1.0
+    # The reported best is the epoch the checkpoint kept, with the score the CSV log has for it
+    # (a callback reading metrics too early would report the previous epoch's).
+    (run,) = (tmp_path / "runs").iterdir()
+    (best_checkpoint,) = (run / "checkpoints").glob("best-*.ckpt")
+    assert best_checkpoint.stem == f"best-epoch={int(metrics['epochs_to_best'])}"
+    logged = pd.read_csv(run / "logs" / "version_0" / "metrics.csv").dropna(subset=["val_ndcg@10"])
+    best_row = logged.loc[logged["val_ndcg@10"].idxmax()]
+    assert int(best_row["epoch"]) == int(metrics["epochs_to_best"])
+    assert metrics["val_ndcg@10"] == pytest.approx(float(best_row["val_ndcg@10"]), abs=1e-6)
 
     # Training's user vectors and the serving encoder must agree for a known user.
     encoder = UserEncoder(bundle)
@@ -91,3 +101,36 @@ def test_two_process_ddp_on_cpu_finishes_and_its_bundle_loads(tmp_path: Path) ->
     bundle = Bundle.load(tmp_path / "bundles")
     assert bundle.item_vectors.shape[0] == len(bundle.feature_spec.item_ids)
     assert len(list((tmp_path / "bundles").iterdir())) == 2  # one version + LATEST: only rank 0 wrote
+
+
+def test_build_from_a_training_checkpoint_reproduces_the_trained_bundle(tmp_path: Path) -> None:
+    args = ["train", "--config", str(ROOT / "configs/demo.yaml"), "--out", str(tmp_path), "--no-progress"]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    trained = Bundle.load(tmp_path / "bundles")
+    (checkpoint,) = (tmp_path / "runs").glob("*/checkpoints/best-*.ckpt")
+
+    assert main(["build", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "rebuilt")]) == 0
+    rebuilt = Bundle.load(tmp_path / "rebuilt")
+    assert rebuilt.feature_spec.item_ids == trained.feature_spec.item_ids
+    assert np.allclose(rebuilt.item_vectors, trained.item_vectors, atol=1e-5)
+    assert np.allclose(rebuilt.user_vectors, trained.user_vectors, atol=1e-5)
+    score = trained.manifest["metrics"]["val_ndcg@10"]
+    assert rebuilt.manifest["metrics"]["val_ndcg@10"] == pytest.approx(score)
+
+
+def test_build_rejects_a_file_that_is_not_a_training_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    for path, message in [(junk, "not a readable PyTorch checkpoint"),
+                          (foreign, "carries no explainrec training config")]:
+        assert main(["build", "--checkpoint", str(path), "--out", str(tmp_path / "out")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
