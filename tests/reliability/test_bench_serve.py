@@ -1,6 +1,6 @@
 """`explainrec bench serve` pieces that need no load run: option checks, locust statistics
 parsing, the ceiling app and the profile summary. The load run itself is exercised by
-test_hot_swap.py (real server + locust) and documented in docs/benchmarks-serving.md.
+test_hot_swap.py (real server + locust) and documented in docs/benchmarks.md.
 """
 
 from __future__ import annotations
