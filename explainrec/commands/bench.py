@@ -14,11 +14,10 @@ import argparse
 import importlib
 import json
 from pathlib import Path
-from types import ModuleType
 
 from explainrec.errors import ConfigError
 
-# sub-benchmark -> (module providing add_arguments/run, or None for index, one-line help)
+# sub-benchmark -> (module providing add_arguments/run, one-line help)
 DELEGATED: dict[str, tuple[str, str]] = {
     "serve": ("backend.bench_serve", "load-test the API (latency, throughput)"),
     "train": ("training.bench_train", "training throughput (samples/s, epoch time)"),
@@ -47,36 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fold.add_argument("--json", type=Path, default=None, help="write the result here")
     for name, (module, help_text) in DELEGATED.items():
         delegated = sub.add_parser(name, help=help_text, description=help_text)
-        provider = _provider(module)
-        if provider is not None:
-            provider.add_arguments(delegated)
-        else:
-            # Accept anything so the missing-module message, not argparse, explains the problem.
-            delegated.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-
-def _provider(module: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        # Only a missing provider means "not there yet"; a broken import inside it must surface.
-        if exc.name is not None and module.startswith(exc.name):
-            return None
-        raise
+        importlib.import_module(module).add_arguments(delegated)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.bench == "fold-in":
         return _run_fold_in(args)
-    if args.bench != "index":
-        module = DELEGATED[args.bench][0]
-        provider = _provider(module)
-        if provider is None:
-            raise ConfigError(
-                f"`explainrec bench {args.bench}` needs the module {module}, which is not installed "
-                "in this checkout yet"
-            )
-        return int(provider.run(args) or 0)
+    if args.bench in DELEGATED:
+        return int(importlib.import_module(DELEGATED[args.bench][0]).run(args) or 0)
     return _run_index(args)
 
 

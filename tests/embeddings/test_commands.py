@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -57,25 +56,6 @@ def test_bench_index_writes_the_issue_json(tmp_path: Path) -> None:
 def test_bench_index_rejects_nonsense(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "index", "--items", "3", "--dim", "16"]) == 2
     assert "--items must be >= 10" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    "name, module", [("serve", "backend.bench_serve"), ("train", "training.bench_train")]
-)
-def test_delegated_benchmarks_explain_a_missing_module(
-    name: str, module: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    if importlib.util.find_spec(module.split(".")[0]) is not None and _has(module):
-        pytest.skip(f"{module} exists; its owner tests it")
-    assert main(["bench", name]) == 2
-    assert module in capsys.readouterr().err
-
-
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def test_bench_fold_in(toy_root: Path, tmp_path: Path) -> None:
