@@ -10,7 +10,8 @@ headless, in its own process, with `--concurrency` users that send the next requ
 the last one answers. Output (issue 9):
 
     {"concurrency": 32, "scenarios": {"recs": {"rps", "p50_ms", "p95_ms", "p99_ms", "errors"}, ...},
-     "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71}
+     "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71,
+     "feedback_to_next_recs": {"p50_ms", "p95_ms", "n"}}   # unloaded, measured first
 
 `--profile SCENARIO` also samples the server worker with py-spy during that scenario and
 prints where its time goes. This module doubles as the locustfile: the user classes below are
@@ -476,6 +477,34 @@ def mint_admin_key(workdir: Path) -> str:
     return key
 
 
+def feedback_to_next_recs(
+    server: ServerProcess, ids: dict[str, list[str]], key: str, n: int = 50
+) -> dict[str, float]:
+    """Unloaded: one shopper's feedback write, then their next top-10, timed together (issue 7)."""
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    rng = random.Random(0)
+    seconds = []
+    for _ in range(n):
+        user = rng.choice(ids["users"])
+        body = {"user_id": user, "item_id": rng.choice(ids["items"]), "event": "like"}
+        started = time.perf_counter()
+        post = urllib.request.Request(f"{server.url}/api/v1/feedback", data=json.dumps(body).encode(),
+                                      headers=headers, method="POST")
+        with urllib.request.urlopen(post, timeout=10) as response:
+            response.read()
+        get = urllib.request.Request(f"{server.url}/api/v1/recommendations?user_id={quote(user)}&k=10",
+                                     headers=headers)
+        with urllib.request.urlopen(get, timeout=10) as response:
+            response.read()
+        seconds.append(time.perf_counter() - started)
+    seconds.sort()
+    return {
+        "p50_ms": round(1000 * seconds[len(seconds) // 2], 2),
+        "p95_ms": round(1000 * seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))], 2),
+        "n": n,
+    }
+
+
 def _top10_bytes(server: ServerProcess, user_id: str, key: str) -> int:
     request = urllib.request.Request(
         f"{server.url}/api/v1/recommendations?user_id={quote(user_id)}&k=10", headers={"X-API-Key": key}
@@ -510,6 +539,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"starting explainrec serve ({args.workers} worker(s)) on {args.bundle}", flush=True)
         server = explainrec_server(args.bundle, workdir, args.workers).start()
         body_bytes = _top10_bytes(server, ids["users"][0], key)
+        write_then_read = feedback_to_next_recs(server, ids, key)
+        print(f"feedback -> next top-10 (unloaded): {write_then_read}", flush=True)
         results: dict[str, dict[str, float | int]] = {}
         cpu: dict[str, dict[str, float]] = {}
         for name in ordered:
@@ -550,6 +581,8 @@ def run(args: argparse.Namespace) -> int:
         "scenarios": results,
         "ceiling": ceiling_stats,
         "ratio_recs_to_ceiling": round(ratio, 3),
+        # Before any load: a feedback write and the same shopper's next top-10, which reflects it.
+        "feedback_to_next_recs": write_then_read,
         # Average CPU cores used per scenario by locust and by the server (all its processes):
         # both share this machine, so the load generator's share is not available to the server.
         "cpu_cores": cpu,

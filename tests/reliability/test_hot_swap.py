@@ -18,7 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.bench_serve import IDS_ENV, KEY_ENV, explainrec_server, mint_admin_key, run_locust
+from backend.bench_serve import (
+    IDS_ENV,
+    KEY_ENV,
+    explainrec_server,
+    feedback_to_next_recs,
+    mint_admin_key,
+    run_locust,
+)
 from tests.support.toy_shop import make_toy_bundle
 
 pytestmark = pytest.mark.slow
@@ -105,5 +112,8 @@ def test_reload_under_load_fails_no_request_and_refuses_corrupt_bundles(
             assert broken.name in reason or "manifest" in reason or "sha256" in reason, (name, reason)
             assert served_version(client) == first
         print(f"\nhot swap: {stats} during two reloads; 3 corrupt bundles refused, {first} kept serving")
+        # The bench's unloaded write-then-read probe (any non-2xx answer raises).
+        timed = feedback_to_next_recs(server, ids, key, n=5)
+        assert timed["n"] == 5 and 0 < timed["p50_ms"] <= timed["p95_ms"]
     finally:
         server.stop()
