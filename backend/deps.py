@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 
-from backend.hotcache import HotCache, Missing
+from backend.hotcache import HotCache, Missing, Seen
 from backend.recommender import Recommender
 from backend.security import digest, same
 from backend.settings import Settings
@@ -136,13 +136,13 @@ def _lookup_key(store: Store, key_digest: str) -> ApiKeyRecord | None:
     return record
 
 
-async def _verify_key(cache: HotCache, store: Store, key: str, version: int | None) -> ApiKeyRecord | None:
+async def _verify_key(cache: HotCache, store: Store, key: str, seen: Seen) -> ApiKeyRecord | None:
     key_digest = digest(key)
     hit = cache.api_key(key_digest)
     if not isinstance(hit, Missing):
         return hit
     record = await run_in_threadpool(_lookup_key, store, key_digest)
-    cache.put_api_key(key_digest, record, version)
+    cache.put_api_key(key_digest, record, seen)
     return record
 
 
@@ -163,10 +163,10 @@ async def get_principal(request: Request, state: StateDep) -> Principal | None:
     """The authenticated caller, None when anonymous; 401 for a wrong API key, 403 for a bad CSRF token."""
     store = state.store
     # One change check per request; routes reuse it for their own cache reads (cache_version).
-    version = request.state.cache_version = state.cache.sync()
+    seen = request.state.cache_version = state.cache.sync()
     key = request.headers.get("x-api-key")
     if key is not None:
-        record = await _verify_key(state.cache, store, key.strip(), version) if 0 < len(key) <= 200 else None
+        record = await _verify_key(state.cache, store, key.strip(), seen) if 0 < len(key) <= 200 else None
         if record is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
         return Principal("api_key", record.scopes, api_key=record)

@@ -1,16 +1,24 @@
 """In-process caches for the read path: API-key checks and shoppers' stored state.
 
     cache = HotCache(DatabaseWatch.for_url(url))
-    version = cache.sync()                       # cheap: no table is read
+    seen = cache.sync()                          # cheap: one primary-key read, no table scan
     record = cache.api_key(digest)               # MISS when absent or expired
-    cache.put_api_key(digest, record, version)   # ignored if the database changed meanwhile
+    cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
+    cache.put_shopper(shopper, seen)             # ignored if anything changed meanwhile
 
 Why a database-wide change counter and not per-user versions: SQLite's `PRAGMA data_version`
 changes whenever any *other* connection (another worker process, this process's pool, or a
-hand-run `sqlite3` revoking a key) commits, and reading it touches no table. So every worker
-sees a write made through any other worker on its next request, without a query on the read
-path. The price is coarse invalidation: any commit empties this process's caches, which is cheap
-to refill (one indexed read per user) and leaves read-mostly traffic entirely off the database.
+hand-run `sqlite3` revoking a key) commits. So every worker sees a write made through any other
+worker on its next request, without a query on the read path. Any commit empties this process's
+shopper cache, which is cheap to refill (one indexed read per user) and leaves read-mostly
+traffic entirely off the database.
+
+API-key checks survive other commits: the same statement that reads data_version reads the
+`api_keys` row of `change_counters`, which triggers bump on every insert, update or delete of
+an API key (migration 0002). Key checks are dropped only when that counter moves, so feedback
+writes do not send every request back to the key table, and a revocation still stops the key
+on the next request of every worker. Both numbers come from one statement, so they describe the
+same committed state.
 
 Other databases (PostgreSQL) have no such counter, so there shoppers are not cached (replicas
 must see each other's writes) and an API-key check is reused for at most `key_ttl_s` seconds:
@@ -24,7 +32,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from typing import Final, Generic, TypeVar
+from typing import Final, Generic, NamedTuple, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -38,6 +46,13 @@ class Missing:
 
 MISS: Final = Missing()
 V = TypeVar("V")
+
+
+class Seen(NamedTuple):
+    """What one `HotCache.sync()` saw; tags the reads a request makes after it."""
+
+    data: int | None  # SQLite data_version; None where unsupported
+    keys: int | None  # the API-key change counter; None where unsupported
 
 
 class DatabaseWatch:
@@ -68,15 +83,35 @@ class DatabaseWatch:
     def supported(self) -> bool:
         return self._connection is not None
 
-    def version(self) -> int | None:
+    # One statement, so the two numbers come from the same committed state.
+    _VERSIONS = (
+        "SELECT (SELECT data_version FROM pragma_data_version()), value "
+        "FROM change_counters WHERE name = 'api_keys'"
+    )
+
+    def versions(self) -> tuple[int, int | None] | None:
+        """(data_version, API-key change counter), or None when unsupported or unreadable.
+
+        The counter is None on a database without the counter table (not migrated to 0002):
+        callers then treat every change as a possible key change."""
         if self._connection is None:
             return None
         try:
             with self._lock:
-                row = self._connection.execute("PRAGMA data_version").fetchone()
+                row = self._connection.execute(self._VERSIONS).fetchone()
+                if row is None:  # the counter row is missing: data_version alone
+                    row = (self._connection.execute("PRAGMA data_version").fetchone()[0], None)
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                return None
+            try:
+                with self._lock:
+                    row = (self._connection.execute("PRAGMA data_version").fetchone()[0], None)
+            except sqlite3.Error:
+                return None
         except sqlite3.Error:
             return None  # unreadable right now: callers then treat every entry as unverified
-        return int(row[0])
+        return int(row[0]), None if row[1] is None else int(row[1])
 
     def close(self) -> None:
         if self._connection is not None:
@@ -126,18 +161,20 @@ class HotCache:
         self._keys: _Lru[tuple[str, ApiKeyRecord | None]] = _Lru(size)
         self._shoppers: _Lru[Shopper] = _Lru(size)
         self._version: int | None = None
+        self._keys_epoch: int | None = None
         self._lock = threading.Lock()
 
-    def sync(self) -> int | None:
-        """Empty the caches if the database changed since the last call; returns the version to tag
-        fresh reads with (pass it to the put_* methods)."""
-        version = self.watch.version()
+    def sync(self) -> Seen:
+        """Empty what may be stale since the last call; returns what it saw, to tag the reads
+        made after it (pass it to the put_* methods)."""
+        seen = Seen(*(self.watch.versions() or (None, None)))
         with self._lock:
-            if version is None or version != self._version:
-                self._keys.clear()
+            if seen.data is None or seen.data != self._version:
                 self._shoppers.clear()
-                self._version = version
-        return version
+                if seen.keys is None or seen.keys != self._keys_epoch:
+                    self._keys.clear()
+                self._version, self._keys_epoch = seen.data, seen.keys
+        return seen
 
     # -- API keys, keyed by the sha256 digest of the secret --
     def api_key(self, digest: str) -> ApiKeyRecord | Missing | None:
@@ -149,9 +186,12 @@ class HotCache:
         # The dict lookup found the entry by hash; this keeps the final comparison constant-time.
         return record if hmac.compare_digest(stored_digest, digest) else MISS
 
-    def put_api_key(self, digest: str, record: ApiKeyRecord | None, version: int | None) -> None:
+    def put_api_key(self, digest: str, record: ApiKeyRecord | None, seen: Seen) -> None:
         with self._lock:
-            if version == self._version:
+            # With the key counter, only a key change since `seen` makes the read stale; a key
+            # change the cache has not synced yet empties it at the next sync anyway.
+            fresh = seen.keys == self._keys_epoch if seen.keys is not None else seen.data == self._version
+            if fresh:
                 self._keys.put(digest, (digest, record), time.monotonic() + self.key_ttl_s)
 
     def forget_api_keys(self) -> None:
@@ -165,11 +205,11 @@ class HotCache:
         with self._lock:
             return self._shoppers.get(user_id, time.monotonic())
 
-    def put_shopper(self, shopper: Shopper, version: int | None) -> None:
-        if version is None or shopper.user_id is None:
+    def put_shopper(self, shopper: Shopper, seen: Seen) -> None:
+        if seen.data is None or shopper.user_id is None:
             return
         with self._lock:
-            if version == self._version:
+            if seen.data == self._version:
                 self._shoppers.put(shopper.user_id, shopper, time.monotonic() + self.shopper_ttl_s)
 
     def forget_shopper(self, user_id: str) -> None:

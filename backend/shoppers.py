@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.concurrency import run_in_threadpool
 
-from backend.hotcache import HotCache, Missing
+from backend.hotcache import HotCache, Missing, Seen
 from backend.recommender import Feedback, Shopper
 from backend.store import Store, UserRecord
 
@@ -36,14 +36,14 @@ def load_shopper(store: Store, user_id: str) -> tuple[Shopper, UserRecord | None
     return Shopper(user_id, user.profile(), user.interests, feedback), user, True
 
 
-async def cached_shopper(cache: HotCache, store: Store, user_id: str, version: int | None) -> Shopper:
+async def cached_shopper(cache: HotCache, store: Store, user_id: str, seen: Seen) -> Shopper:
     """The shopper from the cache when the database has not changed since it was read; otherwise
     read in a worker thread (so the event loop never waits on the database) and cached.
-    `version` is this request's `cache.sync()` (done once per request by the auth dependency)."""
+    `seen` is this request's `cache.sync()` (done once per request by the auth dependency)."""
     hit = cache.shopper(user_id)
     if not isinstance(hit, Missing):
         return hit
     shopper, _, answered = await run_in_threadpool(load_shopper, store, user_id)
     if answered:
-        cache.put_shopper(shopper, version)
+        cache.put_shopper(shopper, seen)
     return shopper

@@ -48,8 +48,11 @@ def test_cached_reads_run_no_sql_and_a_write_refreshes_them(
         "/api/v1/feedback", json={"user_id": "u01", "item_id": liked, "event": "like"}, headers=admin_headers
     )
     assert posted.status_code == 201
+    statements.clear()
     after = client.get(RECS, params=params, headers=admin_headers).json()
     assert liked not in [i["item_id"] for i in after["items"]]  # seen now, so excluded
+    # The write refreshed the shopper but not the key check: no api_keys read.
+    assert statements and not [s for s in statements if "api_keys" in s]
 
 
 def test_feedback_through_one_worker_changes_recommendations_from_another(
@@ -80,35 +83,83 @@ def test_a_key_revoked_through_another_worker_stops_at_once(settings: Settings) 
         assert worker_b.get(RECS, params={"user_id": "u00"}, headers=headers).status_code == 401
 
 
-def test_hot_cache_drops_entries_when_the_database_changes(tmp_path: Path) -> None:
+def _migrated_watch(path: Path) -> DatabaseWatch:
+    from backend.db.engine import make_engine, upgrade_database
+
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    engine.dispose()
+    return DatabaseWatch.for_url(f"sqlite:///{path}")
+
+
+def test_hot_cache_keeps_key_checks_through_other_writes_but_not_through_key_changes(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "watch.db"
-    with sqlite3.connect(path) as db:
+    cache = HotCache(_migrated_watch(path), key_ttl_s=30)
+    record = ApiKeyRecord(1, "k", "erk_abc", frozenset({"read"}))
+    seen = cache.sync()
+    assert seen.data is not None and seen.keys == 0
+    cache.put_api_key("d1", record, seen)
+    cache.put_shopper(Shopper("u1"), seen)
+    assert cache.api_key("d1") == record and cache.shopper("u1") == Shopper("u1")
+
+    with sqlite3.connect(path) as db:  # another process writes feedback
+        db.execute(
+            "INSERT INTO feedback_events (user_id, item_id, event, timestamp, created_at) "
+            "VALUES ('u1', 'i1', 'like', '2026-11-28', '2026-11-28')"
+        )
+    before_write = seen
+    seen = cache.sync()
+    assert cache.shopper("u1") is MISS  # shoppers follow every commit
+    assert cache.api_key("d1") == record  # key checks do not
+    cache.put_shopper(Shopper("u1"), before_write)  # read before the write: not kept
+    assert cache.shopper("u1") is MISS
+    cache.put_api_key("d2", record, before_write)  # no key changed since: kept
+    assert cache.api_key("d2") == record
+
+    with sqlite3.connect(path) as db:  # a hand-run revocation: the trigger bumps the counter
+        db.execute(
+            "INSERT INTO api_keys (name, key_hash, prefix, scopes, created_at) "
+            "VALUES ('k', 'h', 'erk_abc', 'read', '2026-11-28')"
+        )
+        db.execute("UPDATE api_keys SET revoked_at = '2026-11-28'")
+    before_revocation = seen
+    assert cache.sync().keys == 2
+    assert cache.api_key("d1") is MISS and cache.api_key("d2") is MISS
+    cache.put_api_key("d1", record, before_revocation)  # read before the revocation: not kept
+    assert cache.api_key("d1") is MISS
+    cache.watch.close()
+
+
+def test_hot_cache_without_the_key_counter_drops_key_checks_on_every_change(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "watch.db"
+    with sqlite3.connect(path) as db:  # a database not migrated to 0002
         db.execute("CREATE TABLE t (x INTEGER)")
     cache = HotCache(DatabaseWatch.for_url(f"sqlite:///{path}"), key_ttl_s=30)
     record = ApiKeyRecord(1, "k", "erk_abc", frozenset({"read"}))
-    version = cache.sync()
-    cache.put_api_key("d1", record, version)
-    cache.put_shopper(Shopper("u1"), version)
-    assert cache.api_key("d1") == record and cache.shopper("u1") == Shopper("u1")
+    seen = cache.sync()
+    assert seen.data is not None and seen.keys is None
+    cache.put_api_key("d1", record, seen)
+    assert cache.api_key("d1") == record
     with sqlite3.connect(path) as db:
         db.execute("INSERT INTO t VALUES (1)")
-    stale_version = version
     cache.sync()
-    assert cache.api_key("d1") is MISS and cache.shopper("u1") is MISS
-    cache.put_api_key("d1", record, stale_version)  # read before the change: not kept
+    assert cache.api_key("d1") is MISS
+    cache.put_api_key("d1", record, seen)  # read before the change: not kept
     assert cache.api_key("d1") is MISS
     cache.watch.close()
 
 
 def test_without_a_change_signal_shoppers_are_not_cached_and_keys_expire() -> None:
     cache = HotCache(DatabaseWatch.for_url("postgresql+psycopg://u@127.0.0.1/db"), key_ttl_s=0)
-    version = cache.sync()
-    assert version is None
-    cache.put_shopper(Shopper("u1"), version)
+    seen = cache.sync()
+    assert seen.data is None and seen.keys is None
+    cache.put_shopper(Shopper("u1"), seen)
     assert cache.shopper("u1") is MISS
-    cache.put_api_key("d1", ApiKeyRecord(1, "k", "erk_abc"), version)
+    cache.put_api_key("d1", ApiKeyRecord(1, "k", "erk_abc"), seen)
     assert cache.api_key("d1") is MISS  # ttl 0: expired at once
 
 

@@ -35,6 +35,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
                 "credentials",
                 "api_keys",
                 "users",
+                "change_counters",
                 "alembic_version",
             ):
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
