@@ -12,8 +12,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import Row, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -87,7 +88,8 @@ class FeedbackRecord:
     timestamp: datetime
 
 
-def _user(row: models.User) -> UserRecord:
+def _user(row: models.User | Row[Any]) -> UserRecord:
+    """From an ORM user or a column row with the same names (the read path's lighter query)."""
     return UserRecord(
         pk=row.id,
         user_id=row.user_id,
@@ -324,20 +326,7 @@ class Store:
                 .order_by(events.id.desc())
                 .limit(limit)
             ).all()
-        record = (
-            UserRecord(
-                pk=user.id,
-                user_id=user.user_id,
-                age=user.age,
-                gender=user.gender,
-                occupation=user.occupation,
-                location=user.location,
-                interests=tuple(user.interests or ()),
-                created_at=_utc(user.created_at),
-            )
-            if user is not None
-            else None
-        )
+        record = _user(user) if user is not None else None
         feedback = [
             FeedbackRecord(r.id, user_id, r.item_id, r.event, r.value, _utc(r.timestamp))
             for r in reversed(rows)
