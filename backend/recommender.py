@@ -304,7 +304,9 @@ class Recommender:
     def removal_encoder(self, shopper: Shopper) -> RemovalEncoder | None:
         """The shopper's vector, as `recommend` computes it, with sets of items taken out of the
         history; None when the shopper gets popularity picks (no vector to take anything from)."""
-        state = self._state(shopper)
+        return self._removal_encoder(shopper, self._state(shopper))
+
+    def _removal_encoder(self, shopper: Shopper, state: _UserState) -> RemovalEncoder | None:
         if state.vector is None:
             return None
         user_id = shopper.user_id
@@ -349,7 +351,7 @@ class Recommender:
             cold_start=state.strategy != "personalized",
             k=query.k,
             eligible=eligible,
-            encode=self.removal_encoder(shopper) if state.vector is not None else None,
+            encode=self._removal_encoder(shopper, state),
             cache_key=(
                 shopper.user_id,
                 tuple(state.history),
