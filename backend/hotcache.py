@@ -1,7 +1,7 @@
 """In-process caches for the read path: API-key checks and shoppers' stored state.
 
     cache = HotCache(DatabaseWatch.for_url(url))
-    seen = cache.sync()                          # cheap: one primary-key read, no table scan
+    seen = cache.sync()                          # cheap: a PRAGMA, plus one key read after a commit
     record = cache.api_key(digest)               # MISS when absent or expired
     cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
     cache.put_shopper(shopper, seen)             # ignored if anything changed meanwhile
@@ -89,6 +89,16 @@ class DatabaseWatch:
         "FROM change_counters WHERE name = 'api_keys'"
     )
 
+    def data_version(self) -> int | None:
+        """SQLite's data_version alone (no table read), or None when unsupported or unreadable."""
+        if self._connection is None:
+            return None
+        try:
+            with self._lock:
+                return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
     def versions(self) -> tuple[int, int | None] | None:
         """(data_version, API-key change counter), or None when unsupported or unreadable.
 
@@ -99,18 +109,15 @@ class DatabaseWatch:
         try:
             with self._lock:
                 row = self._connection.execute(self._VERSIONS).fetchone()
-                if row is None:  # the counter row is missing: data_version alone
-                    row = (self._connection.execute("PRAGMA data_version").fetchone()[0], None)
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
-                return None
-            try:
-                with self._lock:
-                    row = (self._connection.execute("PRAGMA data_version").fetchone()[0], None)
-            except sqlite3.Error:
-                return None
+                return None  # unreadable right now: callers then treat every entry as unverified
+            row = None
         except sqlite3.Error:
-            return None  # unreadable right now: callers then treat every entry as unverified
+            return None
+        if row is None:  # no counter table or row: data_version alone
+            data = self.data_version()
+            return None if data is None else (data, None)
         return int(row[0]), None if row[1] is None else int(row[1])
 
     def close(self) -> None:
@@ -167,6 +174,11 @@ class HotCache:
     def sync(self) -> Seen:
         """Empty what may be stale since the last call; returns what it saw, to tag the reads
         made after it (pass it to the put_* methods)."""
+        data = self.watch.data_version()
+        with self._lock:
+            if data is not None and data == self._version:
+                # Nothing committed since the last full read, so the key counter has not moved.
+                return Seen(data, self._keys_epoch)
         seen = Seen(*(self.watch.versions() or (None, None)))
         with self._lock:
             if seen.data is None or seen.data != self._version:

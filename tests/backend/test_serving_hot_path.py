@@ -100,6 +100,7 @@ def test_hot_cache_keeps_key_checks_through_other_writes_but_not_through_key_cha
     record = ApiKeyRecord(1, "k", "erk_abc", frozenset({"read"}))
     seen = cache.sync()
     assert seen.data is not None and seen.keys == 0
+    assert cache.sync() == seen  # nothing committed: the PRAGMA alone answers, same counter
     cache.put_api_key("d1", record, seen)
     cache.put_shopper(Shopper("u1"), seen)
     assert cache.api_key("d1") == record and cache.shopper("u1") == Shopper("u1")
