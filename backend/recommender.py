@@ -168,7 +168,10 @@ class Recommender:
             picks = self._popular(query.k, excluded, query.filters)
         else:
             ids, scores = self.bundle.retriever.search(
-                state.vector, query.k, exclude=sorted(excluded), filters=query.filters
+                state.vector,
+                query.k,
+                exclude=np.fromiter(excluded, dtype=np.int64, count=len(excluded)),
+                filters=query.filters,
             )
             picks = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
         segment = self._segment(state.vector)

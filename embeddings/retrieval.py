@@ -207,6 +207,8 @@ class _RetrieverBase:
     def _per_query_excludes(self, exclude: Exclude, batch: int) -> list[np.ndarray]:
         if exclude is None:
             return [np.empty(0, dtype=np.int64)] * batch
+        if isinstance(exclude, np.ndarray) and exclude.ndim == 1:  # one flat list: no Python loop
+            return [self._check_ids(exclude)] * batch
         items = list(exclude)
         nested = len(items) > 0 and all(isinstance(e, Sequence | np.ndarray) for e in items)
         if nested:
