@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from explainrec.cli_options import print_json_report
 from explainrec.errors import ConfigError
 
 SCENARIOS = {  # scenario name -> locust user class defined below
@@ -589,11 +590,7 @@ def run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "cpu_count": os.cpu_count(),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", "utf-8")
+    print_json_report(report, args.json)
     return 0
 
 

@@ -17,13 +17,13 @@ Output:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import statistics
 import sys
 from pathlib import Path
 
+from explainrec.cli_options import add_overrides_argument, print_json_report
 from explainrec.errors import ConfigError
 
 
@@ -37,14 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", default=None, help="Lightning precision, e.g. bf16-mixed on a GPU (default: auto)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other config override, as for `explainrec train`",
-    )
+    add_overrides_argument(parser, "any other config override, as for `explainrec train`")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,9 +86,5 @@ def run(args: argparse.Namespace) -> int:
         "seconds_to_best": best["elapsed_s"] if best else None,
         "fit_seconds": round(fitted.fit_seconds, 2),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", "utf-8")
+    print_json_report(report, args.json)
     return 0

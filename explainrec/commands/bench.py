@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 from pathlib import Path
 
+from explainrec.cli_options import print_json_report
 from explainrec.errors import ConfigError
 
 # sub-benchmark -> (module providing add_arguments/run, one-line help)
@@ -75,7 +75,7 @@ def _run_index(args: argparse.Namespace) -> int:
         spread=args.spread,
         log=lambda m: print(m, flush=True),
     )
-    _report(result, args.json)
+    print_json_report(result, args.json)
     return 0
 
 
@@ -85,13 +85,5 @@ def _run_fold_in(args: argparse.Namespace) -> int:
 
     if args.calls < 1:
         raise ConfigError("--calls must be >= 1")
-    _report(bench_fold_in(Bundle.load(args.bundle), n_calls=args.calls), args.json)
+    print_json_report(bench_fold_in(Bundle.load(args.bundle), n_calls=args.calls), args.json)
     return 0
-
-
-def _report(result: dict[str, object], out: Path | None) -> None:
-    text = json.dumps(result, indent=2)
-    print(text)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text + "\n", "utf-8")

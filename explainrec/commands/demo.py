@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from explainrec.cli_options import add_overrides_argument
+
 DEFAULT_CONFIGS = {"demo": Path("configs/demo.yaml"), "movielens": Path("configs/ml100k.yaml")}
 
 
@@ -31,14 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="training config YAML; default configs/demo.yaml or configs/ml100k.yaml when present",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training config value, e.g. trainer.max_epochs=5",
-    )
+    add_overrides_argument(parser, "override a training config value, e.g. trainer.max_epochs=5")
     parser.add_argument("--retrain", action="store_true", help="train a new bundle even if one is reusable")
     parser.add_argument("--no-serve", action="store_true", help="stop after the bundle is ready")
     parser.add_argument("--host", default="127.0.0.1")

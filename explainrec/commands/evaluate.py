@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from explainrec.cli_options import add_overrides_argument
 from explainrec.errors import ConfigError
 
 DEFAULT_CONFIG = Path("configs/evaluate/ml100k.yaml")
@@ -46,14 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="split and model seed (default: config)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="evaluation config (budgets)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. --set trials.ease=20 (repeatable)",
-    )
+    add_overrides_argument(parser, "override a config key, e.g. --set trials.ease=20 (repeatable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

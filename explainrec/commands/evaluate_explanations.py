@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from explainrec.cli_options import print_json_report
 from explainrec.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -280,11 +281,7 @@ def run(args: argparse.Namespace) -> int:
         attribution=args.attribution,
         dump=args.dump,
     )
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", "utf-8")
+    print_json_report(result, args.json)
     print(
         f"bundle {bundle.version} ({bundle.manifest.get('dataset_name', '?')}), "
         f"{platform.processor() or platform.machine()}",

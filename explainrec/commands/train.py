@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from explainrec.cli_options import add_overrides_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True,
                         help="training config YAML, e.g. configs/demo.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set model.dim=128 (repeatable)")
+    add_overrides_argument(parser, "override a config value, e.g. --set model.dim=128 (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"),
                         help="output root: bundles/, runs/ and cache/ go here (default: artifacts)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
