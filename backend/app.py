@@ -24,6 +24,7 @@ from backend.hotcache import DatabaseWatch, HotCache
 from backend.metrics import Metrics
 from backend.middleware import BodyLimitMiddleware, EdgeMiddleware
 from backend.ratelimit import RateLimiter
+from backend.readcache import ReadCacheMiddleware
 from backend.routes import (
     admin,
     auth,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BundleError as exc:
             log.error("starting without a model: %s", exc)
         yield
+        await state.feedback_writer.close()
         state.cache.watch.close()
         engine.dispose()
 
@@ -95,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type", "X-API-Key", "X-CSRF-Token", "Idempotency-Key"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside EdgeMiddleware, so answers from memory get the same headers and latency metrics.
+    app.add_middleware(ReadCacheMiddleware, state=state)
     app.add_middleware(EdgeMiddleware, metrics=metrics)
     return app
 

@@ -13,6 +13,9 @@ the last one answers. Output (issue 9):
      "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71,
      "feedback_to_next_recs": {"p50_ms", "p95_ms", "n"}}   # unloaded, measured first
 
+Repeated API-key reads of recommendations are answered from memory by default
+(backend/readcache.py), so after each user's first request the recs scenarios measure that path;
+`--no-response-cache` serves with it off, so that every request is computed.
 `--profile SCENARIO` also samples the server worker with py-spy during that scenario and
 prints where its time goes. This module doubles as the locustfile: the user classes below are
 defined only inside the locust process (EXPLAINREC_BENCH_LOCUST=1), so importing it for the
@@ -77,6 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenarios",
         default=",".join(SCENARIOS),
         help=f"comma-separated subset of {','.join(SCENARIOS)} (the ceiling always runs)",
+    )
+    parser.add_argument(
+        "--no-response-cache",
+        action="store_true",
+        help="serve with EXPLAINREC_RESPONSE_CACHE=false: every recommendation is computed",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     parser.add_argument(
@@ -489,12 +497,14 @@ def feedback_to_next_recs(
         user = rng.choice(ids["users"])
         body = {"user_id": user, "item_id": rng.choice(ids["items"]), "event": "like"}
         started = time.perf_counter()
-        post = urllib.request.Request(f"{server.url}/api/v1/feedback", data=json.dumps(body).encode(),
-                                      headers=headers, method="POST")
+        post = urllib.request.Request(
+            f"{server.url}/api/v1/feedback", data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
         with urllib.request.urlopen(post, timeout=10) as response:
             response.read()
-        get = urllib.request.Request(f"{server.url}/api/v1/recommendations?user_id={quote(user)}&k=10",
-                                     headers=headers)
+        get = urllib.request.Request(
+            f"{server.url}/api/v1/recommendations?user_id={quote(user)}&k=10", headers=headers
+        )
         with urllib.request.urlopen(get, timeout=10) as response:
             response.read()
         seconds.append(time.perf_counter() - started)
@@ -538,7 +548,8 @@ def run(args: argparse.Namespace) -> int:
         (workdir / "ids.json").write_text(json.dumps(ids), "utf-8")
         locust_env = {IDS_ENV: str(workdir / "ids.json"), KEY_ENV: key}
         print(f"starting explainrec serve ({args.workers} worker(s)) on {args.bundle}", flush=True)
-        server = explainrec_server(args.bundle, workdir, args.workers).start()
+        extra = {"EXPLAINREC_RESPONSE_CACHE": "false"} if args.no_response_cache else {}
+        server = explainrec_server(args.bundle, workdir, args.workers, None, **extra).start()
         body_bytes = _top10_bytes(server, ids["users"][0], key)
         write_then_read = feedback_to_next_recs(server, ids, key)
         print(f"feedback -> next top-10 (unloaded): {write_then_read}", flush=True)
@@ -588,6 +599,7 @@ def run(args: argparse.Namespace) -> int:
         # both share this machine, so the load generator's share is not available to the server.
         "cpu_cores": cpu,
         "workers": args.workers,
+        "response_cache": not args.no_response_cache,
         "cpu_count": os.cpu_count(),
     }
     print_json_report(report, args.json)

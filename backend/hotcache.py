@@ -5,6 +5,7 @@
     record = cache.api_key(digest)               # MISS when absent or expired
     cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
     cache.put_shopper(shopper, seen)             # ignored if anything changed meanwhile
+    cache.put_response(key, body, seen)          # whole GET responses (backend/readcache.py), same rule
 
 Why a database-wide change counter and not per-user versions: SQLite's `PRAGMA data_version`
 changes whenever any *other* connection (another worker process, this process's pool, or a
@@ -20,7 +21,10 @@ writes do not send every request back to the key table, and a revocation still s
 on the next request of every worker. Both numbers come from one statement, so they describe the
 same committed state.
 
-Other databases (PostgreSQL) have no such counter, so there shoppers are not cached (replicas
+Whole responses (backend/readcache.py) follow the shoppers' rule: stored only when nothing was
+committed since the reads behind them, and dropped with the shoppers at any commit.
+
+Other databases (PostgreSQL) have no such counter, so there shoppers and responses are not cached (replicas
 must see each other's writes) and an API-key check is reused for at most `key_ttl_s` seconds:
 a revoked key stops working on every replica within that time.
 """
@@ -32,7 +36,8 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from typing import Final, Generic, NamedTuple, TypeVar
+from collections.abc import Hashable
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -130,9 +135,9 @@ class DatabaseWatch:
 class _Lru(Generic[V]):
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
 
-    def get(self, key: str, now: float) -> V | Missing:
+    def get(self, key: Hashable, now: float) -> V | Missing:
         hit = self._entries.get(key)
         if hit is None:
             return MISS
@@ -142,13 +147,13 @@ class _Lru(Generic[V]):
         self._entries.move_to_end(key)
         return hit[1]
 
-    def put(self, key: str, value: V, expires: float) -> None:
+    def put(self, key: Hashable, value: V, expires: float) -> None:
         self._entries[key] = (expires, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
-    def pop(self, key: str) -> None:
+    def pop(self, key: Hashable) -> None:
         self._entries.pop(key, None)
 
     def clear(self) -> None:
@@ -160,13 +165,20 @@ class _Lru(Generic[V]):
 
 class HotCache:
     def __init__(
-        self, watch: DatabaseWatch, key_ttl_s: float = 30.0, shopper_ttl_s: float = 300.0, size: int = 50_000
+        self,
+        watch: DatabaseWatch,
+        key_ttl_s: float = 30.0,
+        shopper_ttl_s: float = 300.0,
+        size: int = 50_000,
+        response_size: int = 20_000,
     ) -> None:
         self.watch = watch
         self.key_ttl_s = key_ttl_s
         self.shopper_ttl_s = shopper_ttl_s
         self._keys: _Lru[tuple[str, ApiKeyRecord | None]] = _Lru(size)
         self._shoppers: _Lru[Shopper] = _Lru(size)
+        # About 1.5 KB per top-10 body: 20 000 responses cost some 30 MB per worker at most.
+        self._responses: _Lru[Any] = _Lru(response_size)
         self._version: int | None = None
         self._keys_epoch: int | None = None
         self._lock = threading.Lock()
@@ -183,6 +195,7 @@ class HotCache:
         with self._lock:
             if seen.data is None or seen.data != self._version:
                 self._shoppers.clear()
+                self._responses.clear()
                 if seen.keys is None or seen.keys != self._keys_epoch:
                     self._keys.clear()
                 self._version, self._keys_epoch = seen.data, seen.keys
@@ -227,3 +240,24 @@ class HotCache:
     def forget_shopper(self, user_id: str) -> None:
         with self._lock:
             self._shoppers.pop(user_id)
+            # Responses are keyed by request, not by user: drop them all (the next sync would).
+            self._responses.clear()
+
+    # -- whole responses (backend/readcache.py); only where the watch works --
+    def response(self, key: Hashable) -> Any:
+        """The stored response, or MISS."""
+        if not self.watch.supported:
+            return MISS
+        with self._lock:
+            return self._responses.get(key, time.monotonic())
+
+    def put_response(self, key: Hashable, response: Any, seen: Seen) -> None:
+        if seen.data is None:
+            return
+        with self._lock:
+            if seen.data == self._version:
+                self._responses.put(key, response, time.monotonic() + self.shopper_ttl_s)
+
+    def forget_responses(self) -> None:
+        with self._lock:
+            self._responses.clear()

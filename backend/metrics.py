@@ -33,6 +33,12 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.response_cache = Counter(
+            "explainrec_response_cache_total",
+            "API-key recommendation reads answered from memory (hit) or computed (miss).",
+            ["result"],
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "explainrec_bundle_reloads_total",
             "Bundle reload attempts by outcome.",

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -30,6 +31,39 @@ class UserExistsError(Exception):
 
 class IdempotencyConflictError(Exception):
     """The idempotency key was already used for a different event."""
+
+
+@dataclass(frozen=True)
+class FeedbackWrite:
+    """One feedback event to store (timestamp None: now)."""
+
+    user_id: str
+    item_id: str
+    event: str
+    value: float | None
+    timestamp: datetime | None
+    idempotency_key: str | None
+
+
+def _scoped_key(write: FeedbackWrite) -> str | None:
+    """Idempotency keys are scoped to the user: the stored key carries the user id."""
+    return f"{write.user_id}\x1f{write.idempotency_key}" if write.idempotency_key is not None else None
+
+
+def _replay(
+    write: FeedbackWrite, first: FeedbackRecord
+) -> tuple[FeedbackRecord, bool] | IdempotencyConflictError:
+    """A write whose key is already stored: the first event again, or a conflict if it differs."""
+    if (first.item_id, first.event, first.value) != (write.item_id, write.event, write.value):
+        return IdempotencyConflictError(write.idempotency_key)
+    return first, False
+
+
+def _dialect_insert(dialect: str, table: type[models.FeedbackEvent]) -> Any:
+    """INSERT with ON CONFLICT support (the two databases the service runs on)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _utc(value: datetime) -> datetime:
@@ -258,37 +292,139 @@ class Store:
     ) -> tuple[FeedbackRecord, bool]:
         """Store one event; returns (record, created). A repeated idempotency key returns the
         first event with created=False; the key is scoped to the user."""
-        scoped_key = f"{user_id}\x1f{idempotency_key}" if idempotency_key else None
-        when = timestamp or now()
-        table = models.FeedbackEvent
+        outcome = self.add_feedback_batch(
+            [FeedbackWrite(user_id, item_id, event, value, timestamp, idempotency_key)]
+        )[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def add_feedback_batch(
+        self, writes: Sequence[FeedbackWrite]
+    ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError]:
+        """Store several events in one transaction (one commit: backend/feedbackwriter.py groups
+        concurrent requests this way). Per write, in order: (record, created) as `add_feedback`
+        returns, or the conflict of a key reused for another event. A database error fails the
+        whole batch and stores none of it."""
+        stamped = [(w, w.timestamp or now()) for w in writes]
         with self._write_lock, self._sessions() as db:
             try:
-                # A Core INSERT ... RETURNING: the ORM unit of work costs more than the write itself.
-                new_id = db.execute(
-                    insert(table)
-                    .values(
-                        user_id=user_id,
-                        item_id=item_id,
-                        event=event,
-                        value=value,
-                        timestamp=when,
-                        created_at=now(),
-                        idempotency_key=scoped_key,
-                    )
-                    .returning(table.id)
-                ).scalar_one()
-                db.commit()
-                return FeedbackRecord(new_id, user_id, item_id, event, value, _utc(when)), True
+                outcomes = self._insert_batch(db.connection(), stamped)
             except IntegrityError:
+                # Another process stored one of the keys since the lookup: row by row, each
+                # insert skipping a taken key by itself.
                 db.rollback()
-            first = db.scalar(
-                select(models.FeedbackEvent).where(models.FeedbackEvent.idempotency_key == scoped_key)
+                connection = db.connection()
+                outcomes = [self._add_keyed(connection, w, when) for w, when in stamped]
+            db.commit()
+        return outcomes
+
+    @staticmethod
+    def _insert_batch(
+        connection: Any, stamped: Sequence[tuple[FeedbackWrite, datetime]]
+    ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError]:
+        """Two statements whatever the batch size: one lookup of the batch's idempotency keys, one
+        multi-row INSERT ... RETURNING of the new events."""
+        table = models.FeedbackEvent
+        keys = [_scoped_key(w) for w, _ in stamped]
+        stored: dict[str, FeedbackRecord] = {}
+        wanted = {k for k in keys if k is not None}
+        if wanted:
+            rows = connection.execute(
+                select(
+                    table.id,
+                    table.user_id,
+                    table.item_id,
+                    table.event,
+                    table.value,
+                    table.timestamp,
+                    table.idempotency_key,
+                ).where(table.idempotency_key.in_(wanted))
+            ).all()
+            stored = {
+                r.idempotency_key: FeedbackRecord(
+                    r.id, r.user_id, r.item_id, r.event, r.value, _utc(r.timestamp)
+                )
+                for r in rows
+            }
+        new: list[int] = []  # indices of the writes to insert
+        claimed: dict[str, int] = {}  # key -> the write of this batch that stores it
+        for i, key in enumerate(keys):
+            if key is None or (key not in stored and key not in claimed):
+                new.append(i)
+                if key is not None:
+                    claimed[key] = i
+        created: dict[int, FeedbackRecord] = {}
+        if new:
+            created_at = now()
+            # ids in the order of the rows (SQLAlchemy's insertmanyvalues keeps the correlation).
+            ids = (
+                connection.execute(
+                    insert(table).returning(table.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "user_id": stamped[i][0].user_id,
+                            "item_id": stamped[i][0].item_id,
+                            "event": stamped[i][0].event,
+                            "value": stamped[i][0].value,
+                            "timestamp": stamped[i][1],
+                            "created_at": created_at,
+                            "idempotency_key": keys[i],
+                        }
+                        for i in new
+                    ],
+                )
+                .scalars()
+                .all()
             )
-            if first is None:  # the unique violation was not ours to explain
-                raise
-            if (first.item_id, first.event, first.value) != (item_id, event, value):
-                raise IdempotencyConflictError(idempotency_key)
-            return _feedback(first), False
+            for i, new_id in zip(new, ids, strict=True):
+                w, when = stamped[i]
+                created[i] = FeedbackRecord(new_id, w.user_id, w.item_id, w.event, w.value, _utc(when))
+        outcomes: list[tuple[FeedbackRecord, bool] | IdempotencyConflictError] = []
+        for i, ((write, _), key) in enumerate(zip(stamped, keys, strict=True)):
+            if i in created:
+                outcomes.append((created[i], True))
+                continue
+            assert key is not None  # only keyed writes replay
+            first = stored[key] if key in stored else created[claimed[key]]
+            outcomes.append(_replay(write, first))
+        return outcomes
+
+    @staticmethod
+    def _add_keyed(
+        connection: Any, write: FeedbackWrite, when: datetime
+    ) -> tuple[FeedbackRecord, bool] | IdempotencyConflictError:
+        """Insert one event unless its key is taken (by anyone, now included): never raises for
+        a taken key, so one replay does not undo the rest of the batch."""
+        table = models.FeedbackEvent
+        key = _scoped_key(write)
+        statement = _dialect_insert(connection.dialect.name, table).values(
+            user_id=write.user_id,
+            item_id=write.item_id,
+            event=write.event,
+            value=write.value,
+            timestamp=when,
+            created_at=now(),
+            idempotency_key=key,
+        )
+        if key is not None:
+            statement = statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        new_id = connection.execute(statement.returning(table.id)).scalar()
+        if new_id is not None:
+            return FeedbackRecord(
+                new_id, write.user_id, write.item_id, write.event, write.value, _utc(when)
+            ), True
+        first = connection.execute(
+            select(table.id, table.item_id, table.event, table.value, table.timestamp).where(
+                table.idempotency_key == key
+            )
+        ).one()
+        return _replay(
+            write,
+            FeedbackRecord(
+                first.id, write.user_id, first.item_id, first.event, first.value, _utc(first.timestamp)
+            ),
+        )
 
     def feedback_for(self, user_id: str, limit: int = 500) -> list[FeedbackRecord]:
         """The user's most recent events, oldest first."""

@@ -1,6 +1,7 @@
 """POST /api/v1/feedback: store one event; the next recommendation folds the shopper in again.
 
-201 only after the row is committed. Fold-in is lazy: the write only drops the shopper's cached
+201 only after the row is committed; concurrent writes share one commit (group commit,
+backend/feedbackwriter.py). Fold-in is lazy: the write only drops the shopper's cached
 state, and the next read (on any worker: see backend/hotcache.py) re-reads the feedback and
 encodes the new vector, which the Recommender then caches. A repeated `Idempotency-Key`
 (header or body field) returns the stored event with 200 and writes nothing; the same key with
@@ -15,11 +16,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
 
-from backend.deps import PrincipalDep, RecommenderDep, StateDep, StoreDep, client_ip, limit
+from backend.deps import ServingDep, client_ip, limit
 from backend.errors import ERROR_RESPONSES
 from backend.recommender import is_positive
-from backend.store import IdempotencyConflictError
+from backend.store import FeedbackWrite, IdempotencyConflictError
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"], responses=ERROR_RESPONSES)
 EventType = Literal["view", "click", "cart", "purchase", "rating", "like", "dismiss"]
@@ -89,16 +91,14 @@ class FeedbackResponse(BaseModel):
         409: {"model": ERROR_RESPONSES[400]["model"], "description": "Key reused for another event."},
     },
 )
-def post_feedback(
+async def post_feedback(
     request: Request,
-    response: Response,
     body: FeedbackRequest,
-    principal: PrincipalDep,
-    state: StateDep,
-    store: StoreDep,
-    recommender: RecommenderDep,
+    serving: ServingDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=60)] = None,
-) -> FeedbackResponse:
+) -> Response:
+    state, recommender, principal = serving.state, serving.recommender, serving.principal
+    store = state.store
     limit(state, "feedback", "ip:" + client_ip(request))
     limit(state, "feedback", principal.label)
     principal.require_user(body.user_id, "feedback")
@@ -109,8 +109,8 @@ def post_feedback(
     if (
         not recommender.knows_user(body.user_id)
         and principal.kind == "api_key"
-        and store.get_user(body.user_id) is None
         and "admin" not in principal.scopes
+        and await run_in_threadpool(store.get_user, body.user_id) is None
     ):
         raise HTTPException(
             404, f"unknown user id {body.user_id!r}; writing for a new user needs the admin scope"
@@ -119,16 +119,14 @@ def post_feedback(
     timestamp = body.timestamp
     if timestamp is not None and timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
+    write = FeedbackWrite(body.user_id, body.item_id, body.event, body.value, timestamp, key)
     try:
-        record, created = store.add_feedback(
-            body.user_id, body.item_id, body.event, body.value, timestamp, key
-        )
+        # Committed together with the other writes waiting now (backend/feedbackwriter.py).
+        record, created = await state.feedback_writer.add(write)
     except IdempotencyConflictError as exc:
         raise HTTPException(409, f"idempotency key {key!r} was already used for a different event") from exc
     if created:
         state.metrics.feedback.labels(body.event).inc()
-    else:
-        response.status_code = 200
     state.cache.forget_shopper(body.user_id)
     effect: Literal["positive", "dismiss", "recorded"] = (
         "dismiss"
@@ -137,7 +135,7 @@ def post_feedback(
         if is_positive(record.event, record.value)
         else "recorded"
     )
-    return FeedbackResponse(
+    stored = FeedbackResponse(
         id=record.id,
         user_id=record.user_id,
         item_id=record.item_id,
@@ -148,3 +146,5 @@ def post_feedback(
         effect=effect,
         model_version=recommender.version,
     )
+    # Encoded here: FastAPI would validate the model again before encoding it.
+    return Response(stored.model_dump_json(), 201 if created else 200, media_type="application/json")

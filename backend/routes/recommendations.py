@@ -15,8 +15,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from backend.deps import PrincipalDep, RecommenderDep, StateDep
+from backend.deps import RecommenderDep, ServingDep, StateDep
 from backend.errors import ERROR_RESPONSES
+from backend.readcache import mark_reusable
 from backend.recommender import Feedback, RecQuery, RecResult, Shopper
 from backend.schemas import ITEM_EXAMPLE, ProfileIn, ScoredItemOut, SegmentRef
 from backend.shoppers import cached_shopper
@@ -116,19 +117,19 @@ def json_response(result: RecResult) -> Response:
     return Response(body, media_type="application/json")
 
 
-def _count_explanations(request: Request, result: RecResult) -> None:
+def _count_explanations(request: Request, result: RecResult) -> list[str]:
+    """Count the explanations served; returns their sources."""
     metrics = request.app.state.service.metrics
-    for scored in result.items:
-        if scored.explanation is not None:
-            metrics.explanations.labels(scored.explanation.source).inc()
+    sources: list[str] = [s.explanation.source for s in result.items if s.explanation is not None]
+    for source in sources:
+        metrics.explanations.labels(source).inc()
+    return sources
 
 
 @router.get("", response_model=RecommendationResponse, summary="Top-k items for a shopper")
 async def recommendations(
     request: Request,
-    principal: PrincipalDep,
-    recommender: RecommenderDep,
-    state: StateDep,
+    serving: ServingDep,
     user_id: Annotated[
         str | None, Query(min_length=1, max_length=64, description="Defaults to the signed-in shopper.")
     ] = None,
@@ -145,6 +146,7 @@ async def recommendations(
         Query(max_length=500, description="Item ids to leave out (repeat or comma-separate)."),
     ] = None,
 ) -> Response:
+    state, recommender, principal = serving.state, serving.recommender, serving.principal
     if user_id is None:
         if principal.user is None:
             raise HTTPException(422, "query parameter 'user_id' is required with an API key")
@@ -162,7 +164,10 @@ async def recommendations(
     else:
         # Milliseconds of numpy/FAISS: cheaper inline than a thread hand-off (the GIL serialises it anyway).
         result = recommender.recommend(shopper, query)
-    _count_explanations(request, result)
+    sources = _count_explanations(request, result)
+    if principal.kind == "api_key" and (not explain or state.settings.explainer == "template"):
+        # Same request, same answer until a commit or another bundle (backend/readcache.py).
+        mark_reusable(request, request.state.cache_version, result.model_version, sources)
     return json_response(result)
 
 

@@ -227,3 +227,21 @@ def test_a_configured_llm_explainer_is_warmed_in_the_background(tmp_path: Path, 
         assert client.get("/readyz").status_code == 200
     with TestClient(create_app(Settings(workdir=tmp_path / "t", bundle_dir=toy_bundles))) as client:
         assert client.app.state.service.warm_up_thread is None  # type: ignore[attr-defined]
+
+
+def test_loading_a_bundle_freezes_the_long_lived_heap(settings: Settings) -> None:
+    """Startup objects leave the collector's full passes (60-120 ms pauses otherwise)."""
+    import gc
+
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(settings.model_copy(update={"freeze_heap": True}))) as client:
+            frozen = gc.get_freeze_count()
+            assert frozen > 10_000
+            client.app.state.service.load()  # type: ignore[attr-defined]  # a reload collects and refreezes
+            assert gc.get_freeze_count() > 10_000
+        gc.unfreeze()
+        with TestClient(create_app(settings)):  # the test suite's setting: off
+            assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()

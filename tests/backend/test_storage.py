@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from backend import security
 from backend.db.engine import make_engine, make_session_factory, upgrade_database
-from backend.store import IdempotencyConflictError, Store, UserExistsError
+from backend.store import FeedbackWrite, IdempotencyConflictError, Store, UserExistsError
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -79,6 +80,51 @@ def test_api_keys_are_stored_hashed(store: Store) -> None:
     assert store.get_api_key(key + "x") is None
     with pytest.raises(ValueError, match="scopes"):
         store.create_api_key("bad", ["root"])
+
+
+def test_a_feedback_batch_is_one_transaction_with_per_write_outcomes(store: Store) -> None:
+    store.add_feedback("u1", "i1", "like", None, None, "stored")
+    outcomes = store.add_feedback_batch(
+        [
+            FeedbackWrite("u1", "i2", "view", None, None, None),
+            FeedbackWrite("u1", "i1", "like", None, None, "stored"),  # replay of a stored key
+            FeedbackWrite("u1", "i3", "like", None, None, "stored"),  # same key, other event
+            FeedbackWrite("u2", "i4", "cart", None, None, "fresh"),
+            FeedbackWrite("u2", "i4", "cart", None, None, "fresh"),  # replay within the batch
+            FeedbackWrite("u2", "i5", "cart", None, None, "fresh"),  # conflict within the batch
+            FeedbackWrite("u1", "i4", "rating", 4.0, None, "fresh"),  # keys are per user
+        ]
+    )
+    assert isinstance(outcomes[2], IdempotencyConflictError)
+    assert isinstance(outcomes[5], IdempotencyConflictError)
+    ok = {i: o for i, o in enumerate(outcomes) if not isinstance(o, Exception)}
+    assert [created for _, created in ok.values()] == [True, False, True, False, True]
+    assert ok[4][0].id == ok[3][0].id and ok[1][0].item_id == "i1"
+    assert len({ok[i][0].id for i in (0, 3, 6)}) == 3
+    assert store.count_feedback() == 4  # the earlier event + three new ones
+    assert [(e.item_id, e.event) for e in store.feedback_for("u2")] == [("i4", "cart")]
+
+
+def test_a_key_taken_by_another_process_mid_batch_falls_back_row_by_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = Store(store._sessions)  # another worker on the same database
+
+    def lose_the_race(connection: object, stamped: object) -> object:
+        other.add_feedback("u1", "i1", "like", None, None, "k")  # commits between lookup and insert
+        raise IntegrityError("INSERT INTO feedback_events", {}, Exception("UNIQUE constraint failed"))
+
+    monkeypatch.setattr(store, "_insert_batch", lose_the_race)
+    outcomes = store.add_feedback_batch(
+        [
+            FeedbackWrite("u1", "i1", "like", None, None, "k"),
+            FeedbackWrite("u1", "i2", "view", None, None, None),
+        ]
+    )
+    replay, fresh = outcomes
+    assert not isinstance(replay, Exception) and replay[1] is False
+    assert not isinstance(fresh, Exception) and fresh[1] is True
+    assert store.count_feedback() == 2
 
 
 def test_feedback_idempotency_is_exactly_once(store: Store) -> None:

@@ -1,0 +1,107 @@
+"""Repeated API-key reads of recommendations are answered from memory (backend/readcache.py),
+and never when that could differ from what the app would answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.app import create_app
+from backend.recommender import Recommender
+from backend.settings import Settings
+from tests.backend.conftest import api_key, signup
+
+RECS = "/api/v1/recommendations"
+
+
+@contextmanager
+def counted(client: TestClient) -> Iterator[list[int]]:
+    """Counts Recommender.recommend calls (each one is a request the cache did not answer)."""
+    recommender = client.app.state.service.recommender  # type: ignore[attr-defined]
+    calls: list[int] = []
+    original = recommender.recommend
+
+    def recommend(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    recommender.recommend = recommend
+    try:
+        yield calls
+    finally:
+        del recommender.recommend
+
+
+def test_a_repeated_key_read_is_answered_from_memory_byte_for_byte(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    params = {"user_id": "u03", "k": 4, "explain": "true"}
+    with counted(client) as calls:
+        first = client.get(RECS, params=params, headers=read_headers)
+        again = client.get(RECS, params=params, headers=read_headers)
+        other_k = client.get(RECS, params={**params, "k": 3}, headers=read_headers)
+    assert first.status_code == again.status_code == other_k.status_code == 200
+    assert len(calls) == 2  # the repeat was answered from memory, k=3 is another request
+    assert again.content == first.content
+    for name in ("content-type", "x-content-type-options", "x-frame-options"):
+        assert again.headers[name] == first.headers[name]
+    metrics = client.get("/metrics").text
+    # Hits are labelled by route like computed answers, and their explanations are counted.
+    count = (
+        'explainrec_request_duration_seconds_count{method="GET",route="/api/v1/recommendations",status="200"}'
+    )
+    assert f"{count} 3.0" in metrics
+    assert 'explainrec_explanations_total{source="template"} 11.0' in metrics
+    assert 'explainrec_response_cache_total{result="hit"} 1.0' in metrics
+    assert 'explainrec_response_cache_total{result="miss"} 2.0' in metrics
+
+
+def test_only_keys_with_read_scope_are_answered_from_memory(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    params = {"user_id": "u04", "k": 5}
+    assert client.get(RECS, params=params, headers=read_headers).status_code == 200
+    feedback_only = api_key(client, "feedback")
+    assert client.get(RECS, params=params, headers=feedback_only).status_code == 403
+    assert client.get(RECS, params=params, headers={"X-API-Key": "not-a-key"}).status_code == 401
+    assert client.get(RECS, params=params).status_code == 401
+
+
+def test_signed_in_shoppers_are_always_computed(client: TestClient) -> None:
+    signup(client, "cached-shopper", age=30)
+    with counted(client) as calls:
+        for _ in range(3):
+            assert client.get(RECS, params={"k": 5}).status_code == 200
+    assert len(calls) == 3
+
+
+def test_another_bundle_version_is_never_answered_from_an_old_entry(
+    client: TestClient, read_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = {"user_id": "u05", "k": 5}
+    first = client.get(RECS, params=params, headers=read_headers).json()
+    recommender: Recommender = client.app.state.service.recommender  # type: ignore[attr-defined]
+    monkeypatch.setattr(recommender, "version", "v-next")
+    after = client.get(RECS, params=params, headers=read_headers).json()
+    assert first["model_version"] != "v-next" and after["model_version"] == "v-next"
+
+
+def test_a_commit_anywhere_empties_it(client: TestClient, read_headers: dict[str, str]) -> None:
+    params = {"user_id": "u06", "k": 5}
+    with counted(client) as calls:
+        client.get(RECS, params=params, headers=read_headers)
+        api_key(client, "read")  # any commit, here a new key
+        client.get(RECS, params=params, headers=read_headers)
+    assert len(calls) == 2
+
+
+def test_the_setting_turns_it_off(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"response_cache": False}))) as client:
+        headers = api_key(client, "read")
+        with counted(client) as calls:
+            for _ in range(3):
+                assert client.get(RECS, params={"user_id": "u07"}, headers=headers).status_code == 200
+        assert len(calls) == 3
