@@ -8,7 +8,6 @@ the app turns into 503 + Retry-After.
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from backend import security
 from backend.db import models
+from backend.db.writelock import SqliteWriteLock
 
 SCOPES = ("read", "feedback", "admin")
 
@@ -151,12 +151,12 @@ class Store:
     def __init__(self, session_factory: sessionmaker) -> None:
         self._sessions = session_factory
         bind = session_factory.kw.get("bind")
-        single_writer = bind is not None and bind.dialect.name == "sqlite"
-        # SQLite takes one writer at a time and makes the others retry with sleeps of up to
-        # 100 ms (its busy handler): queueing this process's writers on a mutex instead keeps the
-        # wait to the length of the writes ahead. Other processes still meet the busy handler.
-        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
-            threading.Lock() if single_writer else contextlib.nullcontext()
+        # SQLite takes one writer at a time and makes the others sleep-and-retry: feedback writers
+        # queue on a lock instead (backend/db/writelock.py). PostgreSQL needs none.
+        self._write_lock: SqliteWriteLock | contextlib.nullcontext[None] = (
+            SqliteWriteLock(bind.url.database)
+            if bind is not None and bind.dialect.name == "sqlite"
+            else contextlib.nullcontext()
         )
 
     def ping(self) -> None:
