@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from sqlalchemy.engine import make_url
@@ -133,8 +133,16 @@ class DatabaseWatch:
 
 
 class _Lru(Generic[V]):
-    def __init__(self, size: int) -> None:
+    """Least recently used entries with an expiry; bounded by count and, given `weigh`, by the
+    total weight of the values (bytes, for responses)."""
+
+    def __init__(
+        self, size: int, max_weight: int | None = None, weigh: Callable[[V], int] | None = None
+    ) -> None:
         self._size = size
+        self._max_weight = max_weight
+        self._weigh = weigh
+        self._weight = 0
         self._entries: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
 
     def get(self, key: Hashable, now: float) -> V | Missing:
@@ -142,25 +150,42 @@ class _Lru(Generic[V]):
         if hit is None:
             return MISS
         if hit[0] < now:
-            del self._entries[key]
+            self.pop(key)
             return MISS
         self._entries.move_to_end(key)
         return hit[1]
 
     def put(self, key: Hashable, value: V, expires: float) -> None:
+        self.pop(key)
+        weight = self._weigh(value) if self._weigh is not None else 0
+        if self._max_weight is not None and weight > self._max_weight:
+            return  # would evict everything and still not fit
         self._entries[key] = (expires, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._weight += weight
+        while len(self._entries) > self._size or (
+            self._max_weight is not None and self._weight > self._max_weight and self._entries
+        ):
+            self.pop(next(iter(self._entries)))
 
     def pop(self, key: Hashable) -> None:
-        self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None and self._weigh is not None:
+            self._weight -= self._weigh(entry[1])
 
     def clear(self) -> None:
         self._entries.clear()
+        self._weight = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+
+def _response_weight(response: Any) -> int:
+    return len(getattr(response, "body", b"")) + 256  # + headers and bookkeeping, roughly
 
 
 class HotCache:
@@ -170,15 +195,15 @@ class HotCache:
         key_ttl_s: float = 30.0,
         shopper_ttl_s: float = 300.0,
         size: int = 50_000,
-        response_size: int = 20_000,
+        response_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.watch = watch
         self.key_ttl_s = key_ttl_s
         self.shopper_ttl_s = shopper_ttl_s
         self._keys: _Lru[tuple[str, ApiKeyRecord | None]] = _Lru(size)
         self._shoppers: _Lru[Shopper] = _Lru(size)
-        # About 1.5 KB per top-10 body: 20 000 responses cost some 30 MB per worker at most.
-        self._responses: _Lru[Any] = _Lru(response_size)
+        # Bounded by bytes (a top-10 body is ~1.5 KB, a top-100 with explanations ~40 KB).
+        self._responses: _Lru[Any] = _Lru(size, response_bytes, _response_weight)
         self._version: int | None = None
         self._keys_epoch: int | None = None
         self._lock = threading.Lock()

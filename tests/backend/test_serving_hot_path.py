@@ -233,11 +233,15 @@ def test_loading_a_bundle_freezes_the_long_lived_heap(settings: Settings) -> Non
     """Startup objects leave the collector's full passes (60-120 ms pauses otherwise)."""
     import gc
 
+    from backend.state import YOUNG_GC_THRESHOLD
+
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     try:
         with TestClient(create_app(settings.model_copy(update={"freeze_heap": True}))) as client:
             frozen = gc.get_freeze_count()
             assert frozen > 10_000
+            assert gc.get_threshold()[0] == YOUNG_GC_THRESHOLD
             client.app.state.service.load()  # type: ignore[attr-defined]  # a reload collects and refreezes
             assert gc.get_freeze_count() > 10_000
         gc.unfreeze()
@@ -245,3 +249,22 @@ def test_loading_a_bundle_freezes_the_long_lived_heap(settings: Settings) -> Non
             assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_stored_responses_are_bounded_by_bytes(tmp_path: Path) -> None:
+    from backend.readcache import CachedResponse
+
+    cache = HotCache(_migrated_watch(tmp_path / "db.sqlite"), response_bytes=3 * (1000 + 256))
+    seen = cache.sync()
+
+    def body(n: int) -> CachedResponse:
+        return CachedResponse([], bytes([n]) * 1000, "v1", None, ())
+
+    for n in range(4):
+        cache.put_response(("/r", str(n).encode()), body(n), seen)
+    assert isinstance(cache.response(("/r", b"0")), type(MISS))  # the oldest made room
+    assert [cache.response(("/r", str(n).encode())).body[0] for n in (1, 2, 3)] == [1, 2, 3]
+    cache.put_response(("/r", b"big"), CachedResponse([], b"x" * 10_000, "v1", None, ()), seen)
+    assert isinstance(cache.response(("/r", b"big")), type(MISS))  # larger than the whole budget,
+    assert not isinstance(cache.response(("/r", b"3")), type(MISS))  # so it evicted nothing
