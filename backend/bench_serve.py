@@ -406,6 +406,8 @@ def finish_profile(profiler: subprocess.Popen[bytes], workdir: Path, out: Path |
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(summary + "\n", "utf-8")
+        if raw.is_file():  # the stacks themselves, for a flame graph (flamegraph.pl, speedscope)
+            shutil.copyfile(raw, out.with_suffix(".collapsed"))
 
 
 # Leaf frames of threads that wait for work (idle thread-pool threads, the event loop polling).

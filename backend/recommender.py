@@ -145,7 +145,8 @@ class Recommender:
         return dict(self.catalogue.user_profiles.get(user_id, {}))
 
     def bundle_history(self, user_id: str) -> list[int]:
-        return [int(i) for i in self.bundle.history.get(user_id, ())]
+        history = self.bundle.history.get(user_id)
+        return history.tolist() if history is not None else []
 
     def fold_in(self, shopper: Shopper) -> int | None:
         """Encode the shopper's vector from its current feedback (cached for the next request);

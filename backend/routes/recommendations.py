@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import RecommenderDep, ServingDep, StateDep
 from backend.errors import ERROR_RESPONSES
+from backend.queryparams import openapi_query, parse_query
 from backend.readcache import mark_reusable
 from backend.recommender import Feedback, RecQuery, RecResult, Shopper
 from backend.schemas import ITEM_EXAMPLE, ProfileIn, ScoredItemOut, SegmentRef
@@ -126,37 +127,49 @@ def _count_explanations(request: Request, result: RecResult) -> list[str]:
     return sources
 
 
-@router.get("", response_model=RecommendationResponse, summary="Top-k items for a shopper")
-async def recommendations(
-    request: Request,
-    serving: ServingDep,
-    user_id: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="Defaults to the signed-in shopper.")
-    ] = None,
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-    explain: bool = False,
-    exclude_seen: bool = True,
-    category: Annotated[
-        list[str] | None, Query(max_length=50, description="Only items in any of these categories.")
-    ] = None,
-    min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-    max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-    exclude: Annotated[
-        list[str] | None,
-        Query(max_length=500, description="Item ids to leave out (repeat or comma-separate)."),
-    ] = None,
-) -> Response:
+class RecommendationParams(BaseModel):
+    """GET /api/v1/recommendations' query string (backend/queryparams.py: validated in one call)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: str | None = Field(
+        None, min_length=1, max_length=64, description="Defaults to the signed-in shopper."
+    )
+    k: int = Field(10, ge=1, le=MAX_K)
+    explain: bool = False
+    exclude_seen: bool = True
+    category: list[str] | None = Field(
+        None, max_length=50, description="Only items in any of these categories."
+    )
+    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    max_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    exclude: list[str] | None = Field(
+        None, max_length=500, description="Item ids to leave out (repeat or comma-separate)."
+    )
+
+
+@router.get(
+    "",
+    response_model=RecommendationResponse,
+    summary="Top-k items for a shopper",
+    openapi_extra=openapi_query(RecommendationParams),
+)
+async def recommendations(request: Request, serving: ServingDep) -> Response:
+    params = parse_query(request, RecommendationParams)
+    user_id, k, explain = params.user_id, params.k, params.explain
     state, recommender, principal = serving.state, serving.recommender, serving.principal
     if user_id is None:
         if principal.user is None:
             raise HTTPException(422, "query parameter 'user_id' is required with an API key")
         user_id = principal.user.user_id
     principal.require_user(user_id, "read")
-    excluded = [part.strip() for value in exclude or [] for part in value.split(",") if part.strip()]
-    filters = SearchFilters(categories=category or None, min_price=min_price, max_price=max_price)
+    excluded = [part.strip() for value in params.exclude or [] for part in value.split(",") if part.strip()]
+    filters = SearchFilters(
+        categories=params.category or None, min_price=params.min_price, max_price=params.max_price
+    )
     shopper = await cached_shopper(state.cache, state.store, user_id, request.state.cache_version)
     query = RecQuery(
-        k=k, explain=explain, exclude_seen=exclude_seen, filters=filters, exclude_item_ids=excluded
+        k=k, explain=explain, exclude_seen=params.exclude_seen, filters=filters, exclude_item_ids=excluded
     )
     if explain and state.settings.explainer != "template":
         # A language model takes seconds: keep it off the event loop.
