@@ -34,6 +34,7 @@ from explain.evidence import (
     ProfileMatch,
     SegmentEvidence,
     build_evidence,
+    category_counts,
     item_standing,
 )
 from explain.grounding import GroundingChecker
@@ -103,15 +104,29 @@ class Attribution:
     necessary: tuple[int, ...]  # window rows whose joint removal drops the item; () if none found
 
 
-def _margins(scores: np.ndarray, item: int, eligible: np.ndarray, k: int) -> np.ndarray:
-    """Per row: the item's score minus the k-th best score of the other eligible items.
+class _Competition:
+    """Per row of `scores`: the k-th and (k+1)-th best scores among eligible items, found once
+    per batch of rows and shared by every item asked about."""
 
-    Negative means the item is out of the top-k.
-    """
-    others = np.where(eligible, scores, -np.inf)
-    others[:, item] = -np.inf
-    kth = np.partition(others, -k, axis=1)[:, -k]
-    return np.asarray(scores[:, item] - kth)
+    def __init__(self, scores: np.ndarray, eligible: np.ndarray, k: int) -> None:
+        self.scores = scores
+        self.eligible = eligible
+        # One partition for the best k + 1, then a sort of just those (two kth at once is slower).
+        best = np.sort(np.partition(np.where(eligible, scores, -np.inf), -k - 1, axis=1)[:, -k - 1 :], axis=1)
+        self.kth, self.next_kth = best[:, 1], best[:, 0]
+
+    def margins(self, item: int, rows: Sequence[int] | slice = slice(None)) -> np.ndarray:
+        """For `rows`: the item's score minus the k-th best score of the other eligible items.
+
+        Negative means the item is out of the top-k. Taking the item out of its own competition
+        moves the k-th best to the (k+1)-th exactly when the item is eligible and scores at
+        least the k-th best itself.
+        """
+        own = self.scores[rows, item]
+        kth = self.kth[rows]
+        if self.eligible[item]:
+            kth = np.where(own >= kth, self.next_kth[rows], kth)
+        return np.asarray(own - kth)
 
 
 def attribute(
@@ -140,13 +155,14 @@ def attribute(
     singles = [frozenset({i}) for i in rows]
     vectors = encode([frozenset(), *singles])
     scores = vectors @ item_vectors.T  # [1 + n, n_items]
+    competition = _Competition(scores, eligible, k)
     found: dict[int, tuple[int, ...]] = {}
     best: dict[int, tuple[int, ...]] = {}
     shortlist: dict[int, list[int]] = {}
     effects: dict[int, np.ndarray] = {}
     for j, item in enumerate(items):
         effects[j] = scores[0, item] - scores[1:, item]
-        margins = _margins(scores, item, eligible, k)
+        margins = competition.margins(item)
         if margins[0] < 0:  # not in the top-k to begin with (the served vector is another one)
             continue
         order = [int(m) for m in np.argsort(margins[1:], kind="stable")]
@@ -160,13 +176,13 @@ def attribute(
         if not asks:
             break
         vectors = encode([frozenset(rows[m] for m in chosen) for _, chosen in asks])
-        scores = vectors @ item_vectors.T
+        competition = _Competition(vectors @ item_vectors.T, eligible, k)
         still: dict[int, tuple[int, ...]] = {}
         for j in best:
             picks = [r for r, (jj, _) in enumerate(asks) if jj == j]
             if not picks:
                 continue
-            margins = _margins(scores[picks], items[j], eligible, k)
+            margins = competition.margins(items[j], picks)
             top = int(np.argmin(margins))
             chosen = asks[picks[top]][1]
             if margins[top] < 0:
@@ -211,6 +227,17 @@ class EvidenceContext:
     eligible: np.ndarray | None = None  # items that could have been recommended; None: all unseen
     encode: RemovalEncoder | None = None  # None: no model at hand, cite history by similarity
     cache_key: Hashable | None = None  # equal keys: equal user state (attributions are reused)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """What `build_evidence` reads about the history window, aligned row by row."""
+
+    ids: list[str]
+    titles: list[str]
+    categories: Sequence[Sequence[str]]
+    vectors: np.ndarray | None
+    category_counts: Mapping[str, int]
 
 
 class EvidenceSource:
@@ -268,14 +295,27 @@ class EvidenceSource:
         """Evidence for each of `items` (the served top-k, best first)."""
         use_model = ctx.encode is not None and self.attribution != "similarity"
         attributions = self.attributions(ctx, items) if use_model else None
-        window = [int(i) for i in ctx.history[-self.max_history :]]
+        window = self._window(ctx)
         return [
             self._evidence(ctx, int(item), window, None if attributions is None else attributions[j])
             for j, item in enumerate(items)
         ]
 
+    def _window(self, ctx: EvidenceContext) -> _Window:
+        """The history rows the tower reads, gathered once for all the items of a request."""
+        indices = [int(i) for i in ctx.history[-self.max_history :]]
+        records = [self.catalogue.items[i] for i in indices]
+        categories = [r.categories for r in records]
+        return _Window(
+            ids=[r.item_id for r in records],
+            titles=[r.title for r in records],
+            categories=categories,
+            vectors=self.vectors[indices] if indices else None,
+            category_counts=category_counts(categories),
+        )
+
     def _evidence(
-        self, ctx: EvidenceContext, item: int, window: list[int], attribution: Attribution | None
+        self, ctx: EvidenceContext, item: int, window: _Window, attribution: Attribution | None
     ) -> Evidence:
         cat = self.catalogue
         record = cat.items[item]
@@ -302,10 +342,11 @@ class EvidenceSource:
             item_title=record.title,
             item_categories=record.categories,
             item_vector=self.vectors[item],
-            history_ids=[cat.items[i].item_id for i in window],
-            history_titles=[cat.items[i].title for i in window],
-            history_categories=[cat.items[i].categories for i in window],
-            history_vectors=self.vectors[window] if window else None,
+            history_ids=window.ids,
+            history_titles=window.titles,
+            history_categories=window.categories,
+            history_vectors=window.vectors,
+            history_category_counts=window.category_counts,
             history_effects=None if attribution is None else attribution.effects,
             cited_history=(
                 attribution.necessary

@@ -193,6 +193,11 @@ def item_standing(
     return rank, (group_count / group_size) / (overall / n_users)
 
 
+def category_counts(history_categories: Sequence[Sequence[str]]) -> Counter[str]:
+    """How many history items carry each category (an item counts once per category)."""
+    return Counter(c for cats in history_categories for c in dict.fromkeys(cats))
+
+
 def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -228,6 +233,7 @@ def build_evidence(
     top_segment_rank: int = 10,
     min_profile_lift: float = 1.2,
     max_feedback: int = 2,
+    history_category_counts: Mapping[str, int] | None = None,
 ) -> Evidence:
     """Collect the facts that support recommending `item_id` to `user_id`.
 
@@ -239,6 +245,9 @@ def build_evidence(
     those with a positive one; without, by cosine similarity to the recommended item. With
     `cited_history` (history rows, e.g. a set whose removal verifiably drops the item out of the
     top-k) exactly those rows are cited, in that order, and no other.
+
+    `history_category_counts` is `category_counts(history_categories)`, for a caller that builds
+    evidence for many items over one history and counts once.
 
     `profile_lifts` are candidate profile facts with their lift for this item; only those above
     `min_profile_lift` are kept. A segment is kept only when the item really stands out there
@@ -294,7 +303,8 @@ def build_evidence(
                 )
             )
 
-    history_category_counts = Counter(c for cats in history_categories for c in dict.fromkeys(cats))
+    if history_category_counts is None:
+        history_category_counts = category_counts(history_categories)
     shared = sorted(
         (c for c in dict.fromkeys(item_categories) if history_category_counts[c] > 0),
         key=lambda c: -history_category_counts[c],

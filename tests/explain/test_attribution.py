@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backend.evidence import attribute
+from backend.evidence import _Competition, attribute
 
 # Items 0..5 on 3 axes. The user vector is the mean of the history's vectors (a planted tower).
 ITEMS = np.asarray(
@@ -54,3 +54,26 @@ def test_nothing_is_cited_beyond_the_bound_or_with_too_few_items() -> None:
     assert att.necessary == ()
     (att,) = attribute(mean_tower, HISTORY, [3], ITEMS, eligible(), k=3)  # 3 eligible items: never out
     assert att.necessary == ()
+
+
+def brute_margins(scores: np.ndarray, item: int, eligible: np.ndarray, k: int) -> np.ndarray:
+    """The definition: the item's score minus the k-th best of the other eligible items."""
+    others = np.where(eligible, scores, -np.inf)
+    others[:, item] = -np.inf
+    return scores[:, item] - np.sort(others, axis=1)[:, -k]
+
+
+def test_shared_competition_margins_equal_the_definition_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        n_items, k = int(rng.integers(4, 30)), int(rng.integers(1, 4))
+        # Few distinct values, so ties at the k-th place are common.
+        scores = rng.integers(0, 4, size=(6, n_items)).astype(np.float32)
+        mask = rng.random(n_items) < 0.7
+        if int(mask.sum()) <= k:
+            continue
+        competition = _Competition(scores, mask, k)
+        for item in range(n_items):
+            expected = brute_margins(scores, item, mask, k)
+            np.testing.assert_array_equal(competition.margins(item), expected, err_msg=f"trial {trial}")
+            np.testing.assert_array_equal(competition.margins(item, [1, 3]), expected[[1, 3]])
