@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import csv
 import functools
+import itertools
 import json
 import os
 import random
@@ -55,6 +56,7 @@ SCENARIOS = {  # scenario name -> locust user class defined below
     "recs_explain": "RecsExplainUser",
     "cold_start": "ColdStartUser",
     "similar": "SimilarUser",
+    "shopper": "ShopperUser",  # signed-in shoppers (session cookie), their own explained top-10
     "feedback": "FeedbackUser",  # last: its writes would otherwise change later recommendations
 }
 CEILING_CLASS = "CeilingUser"
@@ -476,16 +478,27 @@ def _ids(bundle: Path) -> dict[str, list[str]]:
     return {"users": list(spec.user_ids), "items": list(spec.item_ids), "categories": list(spec.categories)}
 
 
-def mint_admin_key(workdir: Path) -> str:
-    """A read+feedback+admin API key in the SQLite database of `workdir` (migrated first)."""
+def seed_database(workdir: Path, shoppers: list[str]) -> tuple[str, list[str]]:
+    """In the SQLite database of `workdir` (migrated first): a read+feedback+admin API key, and
+    a signed-in session for each of `shoppers` (as the demo sign-in makes them); returns the
+    key and one `Cookie` header value per shopper."""
+    from datetime import timedelta
+
     from backend.db.engine import make_engine, make_session_factory, upgrade_database
+    from backend.deps import SESSION_COOKIE
     from backend.store import Store
 
     engine = make_engine(f"sqlite:///{(workdir / 'explainrec.db').resolve()}")
     upgrade_database(engine)
-    key, _ = Store(make_session_factory(engine)).create_api_key("bench", ["read", "feedback", "admin"])
+    store = Store(make_session_factory(engine))
+    key, _ = store.create_api_key("bench", ["read", "feedback", "admin"])
+    cookies = []
+    for user_id in shoppers:
+        user = store.create_user(user_id, {}, [], None)
+        token, _, _ = store.create_session(user.pk, timedelta(days=1))
+        cookies.append(f"{SESSION_COOKIE}={token}")
     engine.dispose()
-    return key
+    return key, cookies
 
 
 def feedback_to_next_recs(
@@ -546,7 +559,7 @@ def run(args: argparse.Namespace) -> int:
     log_level = os.environ.get("EXPLAINREC_LOG_LEVEL", "info").lower()
     server = ceiling = None
     try:
-        key = mint_admin_key(workdir)
+        key, ids["session_cookies"] = seed_database(workdir, ids["users"][: args.concurrency])
         (workdir / "ids.json").write_text(json.dumps(ids), "utf-8")
         locust_env = {IDS_ENV: str(workdir / "ids.json"), KEY_ENV: key}
         print(f"starting explainrec serve ({args.workers} worker(s)) on {args.bundle}", flush=True)
@@ -662,6 +675,19 @@ if os.environ.get(LOCUST_ENV) == "1":
             self.client.get(
                 f"/api/v1/items/{quote(random.choice(_IDS['items']), safe='')}/similar?k=10", name="similar"
             )
+
+    _SHOPPER_NUMBERS = itertools.count()
+
+    class ShopperUser(_ClosedLoop):
+        """A signed-in shopper reloading their own explained list, as the web UI asks for it."""
+
+        def on_start(self) -> None:
+            cookies = _IDS["session_cookies"]
+            self.cookie = {"Cookie": cookies[next(_SHOPPER_NUMBERS) % len(cookies)]}
+
+        @task
+        def own_list(self) -> None:
+            self.client.get("/api/v1/recommendations?k=10&explain=true", headers=self.cookie, name="shopper")
 
     class FeedbackUser(_ClosedLoop):
         @task

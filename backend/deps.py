@@ -5,9 +5,10 @@ by signup/login. Cookie-authenticated requests that change state must echo the s
 token in `X-CSRF-Token` (the token also sits in the readable `csrf_token` cookie). A session
 may read and write only its own shopper's data.
 
-API-key checks are cached in process (backend/hotcache.py: dropped on any database commit
-where SQLite says so, else after 30 s). When the database is down, the last good lookup of a
-credential (kept for a few minutes) still authenticates reads, so recommendations keep flowing.
+API-key checks are cached in process (backend/hotcache.py: dropped when a key changes where
+SQLite says so, else after 30 s); on SQLite sessions are too, dropped at any commit. When the
+database is down, the last good lookup of a credential (kept for a few minutes) still
+authenticates reads, so recommendations keep flowing.
 
 The dependencies are `async def` so FastAPI calls them on the event loop instead of handing
 each one to the thread pool; only a cache miss goes to a thread for its database read.
@@ -164,6 +165,17 @@ def _lookup_session(store: Store, token: str) -> SessionRecord | None:
     return record
 
 
+async def _verify_session(cache: HotCache, store: Store, token: str, seen: Seen) -> SessionRecord | None:
+    token_digest = digest(token)
+    hit = cache.session(token_digest)
+    if not isinstance(hit, Missing):
+        return hit
+    record = await run_in_threadpool(_lookup_session, store, token)
+    if record is not None:
+        cache.put_session(token_digest, record, seen)
+    return record
+
+
 async def get_principal(request: Request, state: StateDep) -> Principal | None:
     return await authenticate(request, state)
 
@@ -182,7 +194,7 @@ async def authenticate(request: Request, state: ServiceState) -> Principal | Non
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
-    session = await run_in_threadpool(_lookup_session, store, token)
+    session = await _verify_session(state.cache, store, token, seen)
     if session is None:
         return None
     if request.method in UNSAFE_METHODS:

@@ -5,6 +5,7 @@
     record = cache.api_key(digest)               # MISS when absent or expired
     cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
     cache.put_shopper(shopper, seen)             # ignored if anything changed meanwhile
+    cache.put_session(digest, record, seen)      # signed-in shoppers' cookies, same rule
     cache.put_response(key, body, seen)          # whole GET responses (backend/readcache.py), same rule
 
 Why a database-wide change counter and not per-user versions: SQLite's `PRAGMA data_version`
@@ -21,12 +22,16 @@ writes do not send every request back to the key table, and a revocation still s
 on the next request of every worker. Both numbers come from one statement, so they describe the
 same committed state.
 
+Sessions (the signed-in shopper behind a cookie) follow the shoppers' rule too: a logout, an
+expiry sweep or a profile change is a commit, so a cached session never outlives its row, and
+one that expires while cached is refused at its `expires_at`.
+
 Whole responses (backend/readcache.py) follow the shoppers' rule: stored only when nothing was
 committed since the reads behind them, and dropped with the shoppers at any commit.
 
-Other databases (PostgreSQL) have no such counter, so there shoppers and responses are not cached (replicas
-must see each other's writes) and an API-key check is reused for at most `key_ttl_s` seconds:
-a revoked key stops working on every replica within that time.
+Other databases (PostgreSQL) have no such counter, so there shoppers, sessions and responses
+are not cached (replicas must see each other's writes) and an API-key check is reused for at
+most `key_ttl_s` seconds: a revoked key stops working on every replica within that time.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 from sqlalchemy.engine import make_url
 
 from backend.recommender import Shopper
-from backend.store import ApiKeyRecord
+from backend.store import ApiKeyRecord, SessionRecord, now
 
 
 class Missing:
@@ -202,6 +207,7 @@ class HotCache:
         self.shopper_ttl_s = shopper_ttl_s
         self._keys: _Lru[tuple[str, ApiKeyRecord | None]] = _Lru(size)
         self._shoppers: _Lru[Shopper] = _Lru(size)
+        self._sessions: _Lru[tuple[str, SessionRecord]] = _Lru(size)
         # Bounded by bytes (a top-10 body is ~1.5 KB, a top-100 with explanations ~40 KB).
         self._responses: _Lru[Any] = _Lru(size, response_bytes, _response_weight)
         self._version: int | None = None
@@ -220,6 +226,7 @@ class HotCache:
         with self._lock:
             if seen.data is None or seen.data != self._version:
                 self._shoppers.clear()
+                self._sessions.clear()
                 self._responses.clear()
                 if seen.keys is None or seen.keys != self._keys_epoch:
                     self._keys.clear()
@@ -247,6 +254,27 @@ class HotCache:
     def forget_api_keys(self) -> None:
         with self._lock:
             self._keys.clear()
+
+    # -- signed-in sessions, keyed by the sha256 digest of the cookie; the shoppers' rule --
+    def session(self, digest: str) -> SessionRecord | Missing:
+        """The session behind a cookie, read since the last commit and not expired; else MISS."""
+        if not self.watch.supported:
+            return MISS
+        with self._lock:
+            hit = self._sessions.get(digest, time.monotonic())
+        if isinstance(hit, Missing):
+            return MISS
+        stored_digest, record = hit
+        if not hmac.compare_digest(stored_digest, digest) or record.expires_at <= now():
+            return MISS
+        return record
+
+    def put_session(self, digest: str, record: SessionRecord, seen: Seen) -> None:
+        if seen.data is None:
+            return
+        with self._lock:
+            if seen.data == self._version:
+                self._sessions.put(digest, (digest, record), time.monotonic() + self.shopper_ttl_s)
 
     # -- shoppers (stored profile + recent feedback); only where the watch works --
     def shopper(self, user_id: str) -> Shopper | Missing:

@@ -4,6 +4,7 @@ deep-nesting error, profile options)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from backend.hotcache import MISS, DatabaseWatch, HotCache
 from backend.recommender import RecQuery, Shopper
 from backend.routes.recommendations import to_payload, to_response
 from backend.settings import Settings
-from backend.store import ApiKeyRecord
-from tests.backend.conftest import api_key
+from backend.store import ApiKeyRecord, SessionRecord, UserRecord
+from tests.backend.conftest import api_key, signup
 
 RECS = "/api/v1/recommendations"
 
@@ -81,6 +82,38 @@ def test_a_key_revoked_through_another_worker_stops_at_once(settings: Settings) 
         with engine.begin() as db:
             db.exec_driver_sql("UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP")
         assert worker_b.get(RECS, params={"user_id": "u00"}, headers=headers).status_code == 401
+
+
+def test_a_signed_in_shoppers_repeated_reads_skip_the_session_table(client: TestClient) -> None:
+    signup(client, "erin", interests=["Garden"])
+    first = client.get(RECS, params={"k": 5})
+    assert first.status_code == 200 and first.json()["user_id"] == "erin"
+    statements = _statements(client)
+    again = client.get(RECS, params={"k": 5})
+    assert again.json() == first.json()
+    assert not [s for s in statements if "sessions" in s]  # the cookie was checked from memory
+
+
+def test_a_logout_through_another_worker_ends_the_session_at_once(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as worker_a, TestClient(create_app(settings)) as worker_b:
+        csrf = signup(worker_a, "frank")
+        worker_b.cookies.update(worker_a.cookies)
+        assert worker_b.get(RECS, params={"k": 3}).status_code == 200
+        assert worker_b.get(RECS, params={"k": 3}).status_code == 200  # now cached on B
+        assert worker_a.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+        assert worker_b.get(RECS, params={"k": 3}).status_code == 401
+
+
+def test_a_cached_session_is_refused_once_it_expires(tmp_path: Path) -> None:
+    cache = HotCache(_migrated_watch(tmp_path / "watch.db"))
+    seen = cache.sync()
+    user = UserRecord(1, "gina")
+    live = SessionRecord(user, "csrf", datetime.now(UTC) + timedelta(hours=1))
+    cache.put_session("d1", live, seen)
+    assert cache.session("d1") == live
+    cache.put_session("d2", SessionRecord(user, "csrf", datetime.now(UTC) - timedelta(seconds=1)), seen)
+    assert cache.session("d2") is MISS
+    cache.watch.close()
 
 
 def _migrated_watch(path: Path) -> DatabaseWatch:

@@ -101,3 +101,17 @@ def test_cpu_accounting_sees_this_process_burn_cpu() -> None:
         pass
     assert process_cpu_seconds([os.getpid()]) - before >= 0.1
     assert process_cpu_seconds([2**22 + 12345]) == 0.0  # a pid that does not exist
+
+
+def test_seeded_sessions_sign_in_the_bench_shoppers(tmp_path: Path, toy_bundles: Path) -> None:
+    from backend.app import create_app
+    from backend.settings import Settings
+
+    key, cookies = bench_serve.seed_database(tmp_path, ["u00", "u03"])
+    with TestClient(create_app(Settings(workdir=tmp_path, bundle_dir=toy_bundles))) as client:
+        for user_id, cookie in zip(["u00", "u03"], cookies, strict=True):
+            response = client.get("/api/v1/recommendations?k=3&explain=true", headers={"Cookie": cookie})
+            assert response.status_code == 200 and response.json()["user_id"] == user_id
+            assert response.json()["strategy"] == "personalized"
+        feedback = {"user_id": "u00", "item_id": "i01", "event": "click"}
+        assert client.post("/api/v1/feedback", json=feedback, headers={"X-API-Key": key}).status_code == 201

@@ -23,8 +23,8 @@ from backend.bench_serve import (
     KEY_ENV,
     explainrec_server,
     feedback_to_next_recs,
-    mint_admin_key,
     run_locust,
+    seed_database,
 )
 from tests.support.toy_shop import make_toy_bundle
 
@@ -64,7 +64,7 @@ def test_reload_under_load_fails_no_request_and_refuses_corrupt_bundles(
     workdir.mkdir()
     server = explainrec_server(root, workdir, workers=1).start()
     try:
-        key = mint_admin_key(workdir)
+        key, _ = seed_database(workdir, [])
         ids = {
             "users": [f"u{n:02d}" for n in range(20)],
             "items": [f"i{n:02d}" for n in range(40)],
