@@ -1,22 +1,25 @@
-"""Answer repeated API-key reads of recommendations from memory, before FastAPI runs.
+"""Answer repeated reads of recommendations from memory, before FastAPI runs.
 
     app.add_middleware(ReadCacheMiddleware, state=state)   # inside EdgeMiddleware
     # in the route, once the response is known to be reusable:
-    mark_reusable(request, seen, explanation_sources)
+    mark_reusable(request, seen, model_version, explanation_sources, owner)
 
-A top-10 list changes only when the database commits (feedback, profile, keys), when another
-bundle is served, or never (the template explainer is deterministic). So the route marks a
-response reusable, this middleware keeps its bytes under the raw request (path + query string),
-and the same request answers from memory until any of those changes: at a commit, the next
-`HotCache.sync()` drops every stored response (the shoppers' rule, backend/hotcache.py), and an
-entry of another bundle version is never served.
+A top-10 list changes only when the database commits (feedback, profile, keys, sessions), when
+another bundle is served, or never (the template explainer is deterministic). So the route marks
+a response reusable, this middleware keeps its bytes under the raw request (path + query string)
+and its owner, and the same request answers from memory until any of those changes: at a commit,
+the next `HotCache.sync()` drops every stored response (the shoppers' rule, backend/hotcache.py),
+and an entry of another bundle version is never served.
 
-Only requests with an `X-API-Key` whose cached check grants `read` are answered here: for such
-a key the response does not depend on who asks. Everything else (cookies, unknown or
-uncached keys, other scopes, misses) goes through the app as usual, which also validates every
-parameter: an entry exists only for a query the route accepted. LLM explanations are not
-reused (a timeout may have replaced one by the template). `EXPLAINREC_RESPONSE_CACHE=false`
-turns it off; on PostgreSQL it is off by itself (no change counter to watch).
+Who may reuse an answer: for an `X-API-Key` whose cached check grants `read`, the response does
+not depend on who asks, so any such key gets it (owner None). For a signed-in shopper (the
+session cookie, its check cached since the last commit) the owner is the shopper: another
+shopper's session never sees it, and a logout is a commit. Everything else (anonymous callers,
+unknown or uncached credentials, other scopes, misses) goes through the app as usual, which also
+validates every parameter and permission: an entry exists only for a request the route accepted
+for that owner. LLM explanations are not reused (a timeout may have replaced one by the
+template). `EXPLAINREC_RESPONSE_CACHE=false` turns it off; on PostgreSQL it is off by itself (no
+change counter to watch).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import cookie_parser
 
-from backend.hotcache import Missing, Seen
+from backend.deps import SESSION_COOKIE
+from backend.hotcache import MISS, Missing, Seen
 from backend.middleware import ASGIApp, Message, Receive, Scope, Send
 from backend.security import digest
 from backend.state import ServiceState
@@ -41,6 +46,7 @@ class _Reusable:
     seen: Seen  # the sync before the reads behind the response
     model_version: str
     explanation_sources: tuple[str, ...]
+    owner: str | None  # None: any read key may reuse it; else only this shopper's sessions
 
 
 @dataclass(frozen=True)
@@ -53,17 +59,28 @@ class CachedResponse:
 
 
 def mark_reusable(
-    request: Request, seen: Seen, model_version: str, explanation_sources: Sequence[str]
+    request: Request,
+    seen: Seen,
+    model_version: str,
+    explanation_sources: Sequence[str],
+    owner: str | None = None,
 ) -> None:
-    """Tell ReadCacheMiddleware that this request's 200 response may answer the same request again."""
-    request.state.reusable_response = _Reusable(seen, model_version, tuple(explanation_sources))
+    """Tell ReadCacheMiddleware that this request's 200 response may answer the same request again:
+    from any read key when `owner` is None, else only from a session of that shopper."""
+    request.state.reusable_response = _Reusable(seen, model_version, tuple(explanation_sources), owner)
 
 
-def _api_key(scope: Scope) -> bytes | None:
+def _credential(scope: Scope) -> tuple[str, str] | None:
+    """("key", secret) for an X-API-Key header (it wins, as in authentication), ("session",
+    token) for the session cookie, else None."""
+    cookies: list[str] = []
     for name, value in scope["headers"]:
         if name == b"x-api-key":
-            return bytes(value)
-    return None
+            return "key", bytes(value).decode("latin-1").strip()
+        if name == b"cookie":
+            cookies.append(bytes(value).decode("latin-1"))
+    token = cookie_parser("; ".join(cookies)).get(SESSION_COOKIE) if cookies else None
+    return ("session", token) if token else None
 
 
 class ReadCacheMiddleware:
@@ -82,32 +99,42 @@ class ReadCacheMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        raw_key = _api_key(scope)
-        if raw_key is None:  # cookie sessions and anonymous callers: the app decides
+        credential = _credential(scope)
+        if credential is None:  # anonymous callers: the app decides (a 401)
             await self.app(scope, receive, send)
             return
-        key = (scope["path"], bytes(scope["query_string"]))
-        if await self._answer(scope, send, raw_key, key):
+        request_key = (scope["path"], bytes(scope["query_string"]))
+        if await self._answer(scope, send, credential, request_key):
             self._hits.inc()
             return
         self._misses.inc()
-        await self._fill(scope, receive, send, key)
+        await self._fill(scope, receive, send, request_key)
 
-    async def _answer(self, scope: Scope, send: Send, raw_key: bytes, key: tuple[str, bytes]) -> bool:
+    def _owner(self, credential: tuple[str, str]) -> str | Missing | None:
+        """Whose stored answers this caller may get: None (any read key's), a shopper's user id
+        (a session's), or MISS when the credential is not verified in memory since the last commit."""
+        kind, secret = credential
+        if not 0 < len(secret) <= 200:
+            return MISS
+        if kind == "key":
+            record = self.state.cache.api_key(digest(secret))
+            if isinstance(record, Missing) or record is None or "read" not in record.scopes:
+                return MISS
+            return None
+        session = self.state.cache.session(digest(secret))
+        return session if isinstance(session, Missing) else session.user.user_id
+
+    async def _answer(
+        self, scope: Scope, send: Send, credential: tuple[str, str], request_key: tuple[str, bytes]
+    ) -> bool:
         cache, recommender = self.state.cache, self.state.recommender
         if recommender is None:
             return False
-        cache.sync()  # drops every stored response if anything committed since the last request
-        try:
-            secret = raw_key.decode("latin-1").strip()
-        except UnicodeDecodeError:
+        cache.sync()  # drops stored responses and sessions if anything committed since the last request
+        owner = self._owner(credential)
+        if isinstance(owner, Missing):
             return False
-        if not 0 < len(secret) <= 200:
-            return False
-        record = cache.api_key(digest(secret))
-        if isinstance(record, Missing) or record is None or "read" not in record.scopes:
-            return False
-        hit = cache.response(key)
+        hit = cache.response((*request_key, owner))
         if not isinstance(hit, CachedResponse) or hit.model_version != recommender.version:
             return False
         scope["route"] = hit.route
@@ -117,7 +144,7 @@ class ReadCacheMiddleware:
             self.state.metrics.explanations.labels(source).inc()
         return True
 
-    async def _fill(self, scope: Scope, receive: Receive, send: Send, key: tuple[str, bytes]) -> None:
+    async def _fill(self, scope: Scope, receive: Receive, send: Send, request_key: tuple[str, bytes]) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
         complete = False
@@ -136,7 +163,7 @@ class ReadCacheMiddleware:
         if not isinstance(mark, _Reusable) or start is None or start["status"] != 200 or not complete:
             return
         self.state.cache.put_response(
-            key,
+            (*request_key, mark.owner),
             CachedResponse(
                 [(bytes(n), bytes(v)) for n, v in start.get("headers", [])],
                 b"".join(chunks),

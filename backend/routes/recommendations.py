@@ -178,9 +178,11 @@ async def recommendations(request: Request, serving: ServingDep) -> Response:
         # Milliseconds of numpy/FAISS: cheaper inline than a thread hand-off (the GIL serialises it anyway).
         result = recommender.recommend(shopper, query)
     sources = _count_explanations(request, result)
-    if principal.kind == "api_key" and (not explain or state.settings.explainer == "template"):
-        # Same request, same answer until a commit or another bundle (backend/readcache.py).
-        mark_reusable(request, request.state.cache_version, result.model_version, sources)
+    if not explain or state.settings.explainer == "template":
+        # Same request, same answer until a commit or another bundle (backend/readcache.py): for
+        # any read key, or for this shopper's sessions.
+        owner = user_id if principal.kind == "session" else None
+        mark_reusable(request, request.state.cache_version, result.model_version, sources, owner)
     return json_response(result)
 
 

@@ -70,12 +70,31 @@ def test_only_keys_with_read_scope_are_answered_from_memory(
     assert client.get(RECS, params=params).status_code == 401
 
 
-def test_signed_in_shoppers_are_always_computed(client: TestClient) -> None:
-    signup(client, "cached-shopper", age=30)
-    with counted(client) as calls:
-        for _ in range(3):
-            assert client.get(RECS, params={"k": 5}).status_code == 200
-    assert len(calls) == 3
+def test_a_signed_in_shoppers_repeat_is_answered_from_memory_and_only_to_them(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as erin, TestClient(create_app(settings)) as spare:
+        # Two shoppers on one app: `spare` only holds the second shopper's cookie jar.
+        signup(erin, "erin", age=30, interests=["Garden"])
+        signup(spare, "frank", age=60, interests=["Books"])
+        frank_cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in spare.cookies.items())}
+        with counted(erin) as calls:
+            frank_first = erin.get(RECS, params={"k": 3}, headers=frank_cookie)  # frank's check cached
+            assert frank_first.status_code == 200 and len(calls) == 1
+            calls.clear()
+            first = erin.get(RECS, params={"k": 5})
+            again = erin.get(RECS, params={"k": 5})
+            assert len(calls) == 1 and again.content == first.content  # erin's repeat: from memory
+            erin_cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in erin.cookies.items())}
+            erin.cookies.clear()
+            franks = erin.get(RECS, params={"k": 5}, headers=frank_cookie)
+            assert franks.status_code == 200 and franks.json()["user_id"] == "frank"
+            assert len(calls) == 2  # the same request from another shopper is computed for them
+            forbidden = erin.get(RECS, params={"k": 5, "user_id": "erin"}, headers=frank_cookie)
+            assert forbidden.status_code == 403
+            assert erin.get(RECS, params={"k": 5}).status_code == 401  # no cookie: nobody's answer
+        csrf = erin_cookie["Cookie"].split("csrf_token=")[1].split(";")[0]
+        logout = erin.post("/api/v1/auth/logout", headers={**erin_cookie, "X-CSRF-Token": csrf})
+        assert logout.status_code == 204
+        assert erin.get(RECS, params={"k": 5}, headers=erin_cookie).status_code == 401
 
 
 def test_another_bundle_version_is_never_answered_from_an_old_entry(
