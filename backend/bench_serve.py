@@ -13,9 +13,13 @@ the last one answers. Output (issue 9):
      "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71,
      "feedback_to_next_recs": {"p50_ms", "p95_ms", "n"}}   # unloaded, measured first
 
-Repeated API-key reads of recommendations are answered from memory by default
-(backend/readcache.py), so after each user's first request the recs scenarios measure that path;
-`--no-response-cache` serves with it off, so that every request is computed.
+Scenarios: `recs` (API key, random known users, top-10), `recs_explain` (the same with template
+explanations), `cold_start` (profile form + 2 liked items), `similar` (items like an item),
+`shopper` (one signed-in session per locust user, each asking for its own explained top-10 as
+the web UI does) and `feedback` (API-key writes to SQLite). Repeated reads of recommendations
+are answered from memory by default (backend/readcache.py), so after each user's first request
+the recs and shopper scenarios measure that path; `--no-response-cache` serves with it off, so
+that every request is computed.
 `--profile SCENARIO` also samples the server worker with py-spy during that scenario and
 prints where its time goes. This module doubles as the locustfile: the user classes below are
 defined only inside the locust process (EXPLAINREC_BENCH_LOCUST=1), so importing it for the

@@ -86,8 +86,9 @@ class Settings(BaseSettings):
     )
     response_cache: bool = Field(
         default=True,
-        description="Answer a repeated API-key request for recommendations from memory until the "
-        "database commits or the bundle changes (SQLite only; backend/readcache.py).",
+        description="Answer a repeated request for recommendations (any read key, or the same "
+        "signed-in shopper) from memory until the database commits or the bundle changes "
+        "(SQLite only; backend/readcache.py).",
     )
 
     def resolved_bundle_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Repeated API-key reads of recommendations are answered from memory (backend/readcache.py),
+"""Repeated reads of recommendations are answered from memory (backend/readcache.py),
 and never when that could differ from what the app would answer."""
 
 from __future__ import annotations

@@ -1,0 +1,169 @@
+"""CPU per request inside the app: the serving routes driven by direct ASGI calls, no HTTP.
+
+    .venv/bin/python scripts/bench_app.py --bundle artifacts/ml100k/bundles
+    .venv/bin/python scripts/bench_app.py --bundle artifacts/ml100k/bundles --profile recs
+
+`explainrec bench serve` measures what clients see over HTTP, with locust sharing the machine;
+this splits out what the app itself costs per request, on one core, so that a change to the hot
+path can be measured in seconds. Every request is computed (the response cache is off); each
+scenario first asks once for every user it will use, so the numbers are the repeat path (shopper
+state and session checks cached), except `explained_first`, which times each user's first
+explained list (the counterfactual attribution through the user tower). The same bare FastAPI
+endpoint as `bench serve`'s ceiling is timed the same way. Prints one line per scenario
+(µs per request, median of `--rounds`); `--profile NAME` adds cProfile's top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+Headers = list[tuple[bytes, bytes]]
+
+
+async def call(app: Any, path: str, query: str, headers: Headers) -> int:
+    """One GET through the whole ASGI stack; returns the status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"bench"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(int(message["status"]))
+
+    await app(scope, receive, send)
+    return status[0]
+
+
+async def start(app: Any) -> None:
+    """Run the app's lifespan start-up (bundle load, migrations)."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    app.state.lifespan_task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}}, inbox.get, outbox.put)
+    )
+    message = await outbox.get()
+    if message["type"] != "lifespan.startup.complete":
+        raise SystemExit(f"the app did not start: {message}")
+
+
+async def timed(requests: Callable[[], Awaitable[int]], n: int) -> float:
+    """Mean CPU µs of `n` requests (process time: the event loop and its threads)."""
+    begin = time.process_time()
+    for _ in range(n):
+        status = await requests()
+        if status != 200:
+            raise SystemExit(f"a request answered {status}")
+    return (time.process_time() - begin) / n * 1e6
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="explainrec-bench-app-", ignore_cleanup_errors=True) as tmp:
+        await measure(args, Path(tmp))
+
+
+async def measure(args: argparse.Namespace, workdir: Path) -> None:
+    from backend.app import create_app
+    from backend.bench_serve import ceiling_app
+    from backend.settings import Settings
+
+    settings = Settings(workdir=workdir / "warm", bundle_dir=args.bundle, response_cache=False)
+    app = create_app(settings)
+    await start(app)
+    state = app.state.service
+    if state.recommender is None:
+        raise SystemExit(f"no bundle could be loaded from {args.bundle}: {state.last_load_error}")
+    users = [u for u in state.recommender.spec.user_ids if u]
+    key, _ = state.store.create_api_key("bench", ["read"])
+    by_key: Headers = [(b"x-api-key", key.encode())]
+    shoppers: list[Headers] = []
+    for user_id in users[:32]:
+        user = state.store.create_user(user_id, {}, [], None)
+        token, _, _ = state.store.create_session(user.pk, timedelta(days=1))
+        shoppers.append([(b"cookie", f"explainrec_session={token}".encode())])
+    ceiling = ceiling_app()
+    rng = random.Random(0)
+    recs = "/api/v1/recommendations"
+    scenarios: dict[str, Callable[[], Awaitable[int]]] = {
+        "recs": lambda: call(app, recs, f"user_id={rng.choice(users)}&k=10", by_key),
+        "recs_explain": lambda: call(app, recs, f"user_id={rng.choice(users)}&k=10&explain=true", by_key),
+        "shopper": lambda: call(app, recs, "k=10&explain=true", rng.choice(shoppers)),
+        "ceiling": lambda: call(ceiling, "/ceiling", "", []),
+    }
+    for user_id in users:  # every user once: state, session and explanation caches filled
+        await call(app, recs, f"user_id={user_id}&k=10&explain=true", by_key)
+    for headers in shoppers:
+        await call(app, recs, "k=10&explain=true", headers)
+    for name, requests in scenarios.items():
+        rounds = [await timed(requests, args.requests) for _ in range(args.rounds)]
+        print(f"{name:16s} {statistics.median(rounds):8.1f} µs/request", flush=True)
+    # Each user's first explained list, on a fresh app: attribution through the user tower.
+    fresh = create_app(Settings(workdir=workdir / "fresh", bundle_dir=args.bundle, response_cache=False))
+    await start(fresh)
+    fresh_key, _ = fresh.state.service.store.create_api_key("bench", ["read"])
+    firsts = iter(rng.sample(users, min(len(users), args.requests)))
+    first_explained = await timed(
+        lambda: call(
+            fresh, recs, f"user_id={next(firsts)}&k=10&explain=true", [(b"x-api-key", fresh_key.encode())]
+        ),
+        min(len(users), args.requests),
+    )
+    print(f"{'explained_first':16s} {first_explained:8.1f} µs/request", flush=True)
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await timed(scenarios[args.profile], args.requests)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--bundle", type=Path, required=True, help="bundles root (follows LATEST) or a version dir"
+    )
+    parser.add_argument("--requests", type=int, default=2000, help="requests per round (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario; the median is shown")
+    parser.add_argument(
+        "--profile", choices=["recs", "recs_explain", "shopper", "ceiling"], help="cProfile this scenario"
+    )
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.disable(logging.WARNING)
+    asyncio.run(main(parse()))
