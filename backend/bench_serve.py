@@ -16,10 +16,11 @@ the last one answers. Output (issue 9):
 Scenarios: `recs` (API key, random known users, top-10), `recs_explain` (the same with template
 explanations), `cold_start` (profile form + 2 liked items), `similar` (items like an item),
 `shopper` (one signed-in session per locust user, each asking for its own explained top-10 as
-the web UI does) and `feedback` (API-key writes to SQLite). Repeated reads of recommendations
-are answered from memory by default (backend/readcache.py), so after each user's first request
-the recs and shopper scenarios measure that path; `--no-response-cache` serves with it off, so
-that every request is computed.
+the web UI does), `feedback` (API-key writes to SQLite) and `mixed` (9 top-10 reads to 1 write:
+every commit empties the stored answers). Repeated reads of recommendations are answered from
+memory by default (backend/readcache.py), so after each user's first request the recs and
+shopper scenarios measure that path; `--no-response-cache` serves with it off, so that every
+request is computed.
 `--profile SCENARIO` also samples the server worker with py-spy during that scenario and
 prints where its time goes. This module doubles as the locustfile: the user classes below are
 defined only inside the locust process (EXPLAINREC_BENCH_LOCUST=1), so importing it for the
@@ -61,7 +62,8 @@ SCENARIOS = {  # scenario name -> locust user class defined below
     "cold_start": "ColdStartUser",
     "similar": "SimilarUser",
     "shopper": "ShopperUser",  # signed-in shoppers (session cookie), their own explained top-10
-    "feedback": "FeedbackUser",  # last: its writes would otherwise change later recommendations
+    "feedback": "FeedbackUser",  # after the reads: its writes would otherwise change later recommendations
+    "mixed": "MixedUser",  # 9 top-10 reads to 1 feedback write: every commit empties stored answers
 }
 CEILING_CLASS = "CeilingUser"
 LOCUST_ENV, IDS_ENV, KEY_ENV, CEILING_BYTES_ENV = (
@@ -703,6 +705,24 @@ if os.environ.get(LOCUST_ENV) == "1":
                 "idempotency_key": uuid.uuid4().hex,
             }
             self.client.post("/api/v1/feedback", data=json.dumps(body), headers=_JSON_AUTH, name="feedback")
+
+    class MixedUser(_ClosedLoop):
+        """API traffic that writes: each commit empties every worker's stored answers."""
+
+        @task(9)
+        def top10(self) -> None:
+            user = random.choice(_IDS["users"])
+            self.client.get(f"/api/v1/recommendations?user_id={user}&k=10", headers=_AUTH, name="mixed")
+
+        @task(1)
+        def feedback(self) -> None:
+            body = {
+                "user_id": random.choice(_IDS["users"]),
+                "item_id": random.choice(_IDS["items"]),
+                "event": "click",
+                "idempotency_key": uuid.uuid4().hex,
+            }
+            self.client.post("/api/v1/feedback", data=json.dumps(body), headers=_JSON_AUTH, name="mixed")
 
     class CeilingUser(_ClosedLoop):
         @task

@@ -1,33 +1,34 @@
 """In-process caches for the read path: API-key checks and shoppers' stored state.
 
     cache = HotCache(DatabaseWatch.for_url(url))
-    seen = cache.sync()                          # cheap: a PRAGMA, plus one key read after a commit
+    seen = cache.sync()                          # cheap: a PRAGMA, plus one read after a commit
     record = cache.api_key(digest)               # MISS when absent or expired
     cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
     cache.put_shopper(shopper, seen)             # ignored if anything changed meanwhile
     cache.put_session(digest, record, seen)      # signed-in shoppers' cookies, same rule
     cache.put_response(key, body, seen)          # whole GET responses (backend/readcache.py), same rule
 
-Why a database-wide change counter and not per-user versions: SQLite's `PRAGMA data_version`
-changes whenever any *other* connection (another worker process, this process's pool, or a
-hand-run `sqlite3` revoking a key) commits. So every worker sees a write made through any other
-worker on its next request, without a query on the read path. Any commit empties this process's
-shopper cache, which is cheap to refill (one indexed read per user) and leaves read-mostly
-traffic entirely off the database.
+Why a database-wide signal and not per-user versions on the read path: SQLite's
+`PRAGMA data_version` changes whenever any *other* connection (another worker process, this
+process's pool, or a hand-run `sqlite3` revoking a key) commits. So every worker sees a write
+made through any other worker on its next request, with one PRAGMA and no table read. Only
+after it moves does the worker read what changed, in one statement: the `change_counters` rows
+that triggers bump (`api_keys`, migration 0002; `state`: users, sessions, feedback edits and
+deletes, migration 0003) and the highest feedback id.
 
-API-key checks survive other commits: the same statement that reads data_version reads the
-`api_keys` row of `change_counters`, which triggers bump on every insert, update or delete of
-an API key (migration 0002). Key checks are dropped only when that counter moves, so feedback
-writes do not send every request back to the key table, and a revocation still stops the key
-on the next request of every worker. Both numbers come from one statement, so they describe the
-same committed state.
+- New feedback only (the common write): the shoppers with feedback rows above the last highest
+  id are dropped, one indexed range read; every other cached shopper and session stays.
+- The `state` counter moved (a profile, a session ended, feedback edited or deleted) or a
+  counter is missing: every cached shopper and session is dropped.
+- The `api_keys` counter moved: the key checks are dropped. Feedback traffic never sends
+  requests back to the key table, and a revocation stops the key on every worker's next request.
 
-Sessions (the signed-in shopper behind a cookie) follow the shoppers' rule too: a logout, an
-expiry sweep or a profile change is a commit, so a cached session never outlives its row, and
-one that expires while cached is refused at its `expires_at`.
+Sessions (the signed-in shopper behind a cookie) are dropped with the shoppers at any change
+but new feedback, so a cached session never outlives its row, and one that expires while cached
+is refused at its `expires_at`.
 
-Whole responses (backend/readcache.py) follow the shoppers' rule: stored only when nothing was
-committed since the reads behind them, and dropped with the shoppers at any commit.
+Whole responses (backend/readcache.py) are stored only when nothing was committed since the
+reads behind them, and dropped at any commit (they are keyed by request, not by shopper).
 
 Other databases (PostgreSQL) have no such counter, so there shoppers, sessions and responses
 are not cached (replicas must see each other's writes) and an API-key check is reused for at
@@ -56,6 +57,15 @@ class Missing:
 
 MISS: Final = Missing()
 V = TypeVar("V")
+
+
+class Versions(NamedTuple):
+    """One reading of the database's change signals (SQLite)."""
+
+    data: int  # data_version: moves at every commit by another connection
+    keys: int | None  # the API-key change counter (migration 0002)
+    state: int | None  # users, sessions, feedback edits and deletes (migration 0003)
+    feedback: int | None  # the highest feedback id: new rows above it name the changed shoppers
 
 
 class Seen(NamedTuple):
@@ -93,9 +103,11 @@ class DatabaseWatch:
     def supported(self) -> bool:
         return self._connection is not None
 
-    # One statement, so the two numbers come from the same committed state.
+    # One statement, so the numbers come from the same committed state.
     _VERSIONS = (
-        "SELECT (SELECT data_version FROM pragma_data_version()), value "
+        "SELECT (SELECT data_version FROM pragma_data_version()), value, "
+        "(SELECT value FROM change_counters WHERE name = 'state'), "
+        "(SELECT max(id) FROM feedback_events) "
         "FROM change_counters WHERE name = 'api_keys'"
     )
 
@@ -109,11 +121,11 @@ class DatabaseWatch:
         except sqlite3.Error:
             return None
 
-    def versions(self) -> tuple[int, int | None] | None:
-        """(data_version, API-key change counter), or None when unsupported or unreadable.
+    def versions(self) -> Versions | None:
+        """What changed, as counters; None when unsupported or unreadable.
 
-        The counter is None on a database without the counter table (not migrated to 0002):
-        callers then treat every change as a possible key change."""
+        Counters are None on a database without them (not migrated to 0002 / 0003): callers
+        then treat every change as a possible change of that kind."""
         if self._connection is None:
             return None
         try:
@@ -127,8 +139,21 @@ class DatabaseWatch:
             return None
         if row is None:  # no counter table or row: data_version alone
             data = self.data_version()
-            return None if data is None else (data, None)
-        return int(row[0]), None if row[1] is None else int(row[1])
+            return None if data is None else Versions(data, None, None, None)
+        return Versions(*(None if v is None else int(v) for v in row))  # type: ignore[arg-type]
+
+    def users_with_feedback_after(self, feedback_id: int) -> set[str] | None:
+        """Users with a feedback row whose id is above `feedback_id`; None when unreadable."""
+        if self._connection is None:
+            return None
+        try:
+            with self._lock:
+                rows = self._connection.execute(
+                    "SELECT DISTINCT user_id FROM feedback_events WHERE id > ?", (feedback_id,)
+                ).fetchall()
+        except sqlite3.Error:
+            return None
+        return {str(row[0]) for row in rows}
 
     def close(self) -> None:
         if self._connection is not None:
@@ -212,6 +237,8 @@ class HotCache:
         self._responses: _Lru[Any] = _Lru(size, response_bytes, _response_weight)
         self._version: int | None = None
         self._keys_epoch: int | None = None
+        self._state_epoch: int | None = None
+        self._feedback_high: int | None = None
         self._lock = threading.Lock()
 
     def sync(self) -> Seen:
@@ -222,15 +249,32 @@ class HotCache:
             if data is not None and data == self._version:
                 # Nothing committed since the last full read, so the key counter has not moved.
                 return Seen(data, self._keys_epoch)
-        seen = Seen(*(self.watch.versions() or (None, None)))
+        versions = self.watch.versions()
+        seen = Seen(versions.data, versions.keys) if versions is not None else Seen(None, None)
+        with self._lock:
+            state_epoch, feedback_high = self._state_epoch, self._feedback_high
+        # Only new feedback since the last reading: drop just the shoppers it names.
+        only_feedback = (
+            versions is not None
+            and versions.state is not None
+            and versions.state == state_epoch
+            and feedback_high is not None
+        )
+        changed = self.watch.users_with_feedback_after(feedback_high or 0) if only_feedback else None
         with self._lock:
             if seen.data is None or seen.data != self._version:
-                self._shoppers.clear()
-                self._sessions.clear()
+                if changed is not None:
+                    for user_id in changed:
+                        self._shoppers.pop(user_id)
+                else:
+                    self._shoppers.clear()
+                    self._sessions.clear()
                 self._responses.clear()
                 if seen.keys is None or seen.keys != self._keys_epoch:
                     self._keys.clear()
                 self._version, self._keys_epoch = seen.data, seen.keys
+                self._state_epoch = versions.state if versions is not None else None
+                self._feedback_high = versions.feedback if versions is not None else None
         return seen
 
     # -- API keys, keyed by the sha256 digest of the secret --
@@ -255,7 +299,7 @@ class HotCache:
         with self._lock:
             self._keys.clear()
 
-    # -- signed-in sessions, keyed by the sha256 digest of the cookie; the shoppers' rule --
+    # -- signed-in sessions, keyed by the sha256 digest of the cookie; dropped with the shoppers --
     def session(self, digest: str) -> SessionRecord | Missing:
         """The session behind a cookie, read since the last commit and not expired; else MISS."""
         if not self.watch.supported:

@@ -8,7 +8,7 @@ A top-10 list changes only when the database commits (feedback, profile, keys, s
 another bundle is served, or never (the template explainer is deterministic). So the route marks
 a response reusable, this middleware keeps its bytes under the raw request (path + query string)
 and its owner, and the same request answers from memory until any of those changes: at a commit,
-the next `HotCache.sync()` drops every stored response (the shoppers' rule, backend/hotcache.py),
+the next `HotCache.sync()` drops every stored response (backend/hotcache.py),
 and an entry of another bundle version is never served.
 
 Who may reuse an answer: for an `X-API-Key` whose cached check grants `read`, the response does

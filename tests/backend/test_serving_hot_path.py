@@ -166,6 +166,43 @@ def test_hot_cache_keeps_key_checks_through_other_writes_but_not_through_key_cha
     cache.watch.close()
 
 
+def test_new_feedback_drops_only_the_shoppers_it_names(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "watch.db"
+    cache = HotCache(_migrated_watch(path))
+    feedback = (
+        "INSERT INTO feedback_events (user_id, item_id, event, timestamp, created_at) "
+        "VALUES (?, 'i1', 'like', '2026-11-29', '2026-11-29')"
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(feedback, ("u0",))
+    seen = cache.sync()
+    session = SessionRecord(UserRecord(1, "u2"), "csrf", datetime.now(UTC) + timedelta(hours=1))
+    for user_id in ("u1", "u2"):
+        cache.put_shopper(Shopper(user_id), seen)
+    cache.put_session("d1", session, seen)
+
+    with sqlite3.connect(path) as db:  # another worker writes feedback for u1 (two rows)
+        db.execute(feedback, ("u1",))
+        db.execute(feedback, ("u1",))
+    seen = cache.sync()
+    assert cache.shopper("u1") is MISS  # its feedback changed
+    assert cache.shopper("u2") == Shopper("u2") and cache.session("d1") == session  # untouched
+
+    with sqlite3.connect(path) as db:  # a profile change: not tied to feedback ids
+        db.execute("INSERT INTO users (user_id, interests, created_at) VALUES ('u9', '[]', '2026-11-29')")
+    seen = cache.sync()
+    assert cache.shopper("u2") is MISS and cache.session("d1") is MISS  # everything dropped
+
+    cache.put_shopper(Shopper("u2"), seen)
+    with sqlite3.connect(path) as db:  # a deleted feedback row cannot be named by a new id
+        db.execute("DELETE FROM feedback_events WHERE user_id = 'u0'")
+    cache.sync()
+    assert cache.shopper("u2") is MISS
+    cache.watch.close()
+
+
 def test_hot_cache_without_the_key_counter_drops_key_checks_on_every_change(tmp_path: Path) -> None:
     import sqlite3
 
