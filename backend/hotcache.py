@@ -73,6 +73,7 @@ class Seen(NamedTuple):
 
     data: int | None  # SQLite data_version; None where unsupported
     keys: int | None  # the API-key change counter; None where unsupported
+    epoch: int | None = None  # this cache's count of changes processed, when the sync returned
 
 
 class DatabaseWatch:
@@ -239,6 +240,13 @@ class HotCache:
         self._keys_epoch: int | None = None
         self._state_epoch: int | None = None
         self._feedback_high: int | None = None
+        # Changes processed so far; when shoppers and sessions were last all dropped; when each
+        # shopper was last dropped alone. A read tagged with an older epoch may still be stored
+        # if neither drop came after it: a busy write stream does not keep everyone uncached.
+        self._epoch = 0
+        self._cleared_at = 0
+        self._dropped_at: dict[str, int] = {}
+        self._size = size
         self._lock = threading.Lock()
 
     def sync(self) -> Seen:
@@ -248,7 +256,7 @@ class HotCache:
         with self._lock:
             if data is not None and data == self._version:
                 # Nothing committed since the last full read, so the key counter has not moved.
-                return Seen(data, self._keys_epoch)
+                return Seen(data, self._keys_epoch, self._epoch)
         versions = self.watch.versions()
         seen = Seen(versions.data, versions.keys) if versions is not None else Seen(None, None)
         with self._lock:
@@ -263,19 +271,33 @@ class HotCache:
         changed = self.watch.users_with_feedback_after(feedback_high or 0) if only_feedback else None
         with self._lock:
             if seen.data is None or seen.data != self._version:
-                if changed is not None:
+                self._epoch += 1
+                if changed is not None and len(self._dropped_at) + len(changed) <= self._size:
                     for user_id in changed:
                         self._shoppers.pop(user_id)
+                        self._dropped_at[user_id] = self._epoch
                 else:
                     self._shoppers.clear()
                     self._sessions.clear()
+                    self._dropped_at.clear()
+                    self._cleared_at = self._epoch
                 self._responses.clear()
                 if seen.keys is None or seen.keys != self._keys_epoch:
                     self._keys.clear()
                 self._version, self._keys_epoch = seen.data, seen.keys
                 self._state_epoch = versions.state if versions is not None else None
                 self._feedback_high = versions.feedback if versions is not None else None
+            seen = seen._replace(epoch=self._epoch)
         return seen
+
+    def _unchanged_since(self, seen: Seen, user_id: str | None) -> bool:
+        """Whether nothing synced after `seen` dropped this shopper (None: any shopper) or
+        everyone. Call with the lock held."""
+        if seen.data is not None and seen.data == self._version:
+            return True
+        if seen.epoch is None or self._cleared_at > seen.epoch:
+            return False
+        return user_id is None or self._dropped_at.get(user_id, -1) <= seen.epoch
 
     # -- API keys, keyed by the sha256 digest of the secret --
     def api_key(self, digest: str) -> ApiKeyRecord | Missing | None:
@@ -317,7 +339,7 @@ class HotCache:
         if seen.data is None:
             return
         with self._lock:
-            if seen.data == self._version:
+            if self._unchanged_since(seen, None):
                 self._sessions.put(digest, (digest, record), time.monotonic() + self.shopper_ttl_s)
 
     # -- shoppers (stored profile + recent feedback); only where the watch works --
@@ -331,7 +353,7 @@ class HotCache:
         if seen.data is None or shopper.user_id is None:
             return
         with self._lock:
-            if seen.data == self._version:
+            if self._unchanged_since(seen, shopper.user_id):
                 self._shoppers.put(shopper.user_id, shopper, time.monotonic() + self.shopper_ttl_s)
 
     def forget_shopper(self, user_id: str) -> None:

@@ -189,11 +189,21 @@ def test_new_feedback_drops_only_the_shoppers_it_names(tmp_path: Path) -> None:
     seen = cache.sync()
     assert cache.shopper("u1") is MISS  # its feedback changed
     assert cache.shopper("u2") == Shopper("u2") and cache.session("d1") == session  # untouched
+    before = seen
+    with sqlite3.connect(path) as db:  # while a request reads u3 and u1, u1 gets feedback again
+        db.execute(feedback, ("u1",))
+    seen = cache.sync()
+    cache.put_shopper(Shopper("u3"), before)  # read before that commit, which did not touch u3: kept
+    cache.put_shopper(Shopper("u1"), before)  # may predate its own new feedback: not kept
+    assert cache.shopper("u3") == Shopper("u3") and cache.shopper("u1") is MISS
 
     with sqlite3.connect(path) as db:  # a profile change: not tied to feedback ids
         db.execute("INSERT INTO users (user_id, interests, created_at) VALUES ('u9', '[]', '2026-11-29')")
-    seen = cache.sync()
+    before, seen = seen, cache.sync()
     assert cache.shopper("u2") is MISS and cache.session("d1") is MISS  # everything dropped
+    cache.put_shopper(Shopper("u4"), before)  # read before a change of unknown reach: not kept
+    cache.put_session("d2", session, before)
+    assert cache.shopper("u4") is MISS and cache.session("d2") is MISS
 
     cache.put_shopper(Shopper("u2"), seen)
     with sqlite3.connect(path) as db:  # a deleted feedback row cannot be named by a new id
