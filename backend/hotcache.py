@@ -38,6 +38,7 @@ most `key_ttl_s` seconds: a revoked key stops working on every replica within th
 from __future__ import annotations
 
 import hmac
+import json
 import sqlite3
 import threading
 import time
@@ -66,6 +67,7 @@ class Versions(NamedTuple):
     keys: int | None  # the API-key change counter (migration 0002)
     state: int | None  # users, sessions, feedback edits and deletes (migration 0003)
     feedback: int | None  # the highest feedback id: new rows above it name the changed shoppers
+    feedback_users: frozenset[str]  # users with feedback above the id the reader passed
 
 
 class Seen(NamedTuple):
@@ -104,11 +106,14 @@ class DatabaseWatch:
     def supported(self) -> bool:
         return self._connection is not None
 
-    # One statement, so the numbers come from the same committed state.
+    # One statement, so the numbers (and the users with new feedback) describe one committed
+    # state, and a commit costs each worker one query.
     _VERSIONS = (
         "SELECT (SELECT data_version FROM pragma_data_version()), value, "
         "(SELECT value FROM change_counters WHERE name = 'state'), "
-        "(SELECT max(id) FROM feedback_events) "
+        "(SELECT max(id) FROM feedback_events), "
+        "(SELECT json_group_array(DISTINCT user_id) FROM feedback_events "
+        " WHERE id > coalesce(?, (SELECT max(id) FROM feedback_events))) "
         "FROM change_counters WHERE name = 'api_keys'"
     )
 
@@ -122,8 +127,9 @@ class DatabaseWatch:
         except sqlite3.Error:
             return None
 
-    def versions(self) -> Versions | None:
-        """What changed, as counters; None when unsupported or unreadable.
+    def versions(self, feedback_after: int | None = None) -> Versions | None:
+        """What changed, as counters, and the users with feedback ids above `feedback_after`
+        (none when it is None); None when unsupported or unreadable.
 
         Counters are None on a database without them (not migrated to 0002 / 0003): callers
         then treat every change as a possible change of that kind."""
@@ -131,7 +137,7 @@ class DatabaseWatch:
             return None
         try:
             with self._lock:
-                row = self._connection.execute(self._VERSIONS).fetchone()
+                row = self._connection.execute(self._VERSIONS, (feedback_after,)).fetchone()
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 return None  # unreadable right now: callers then treat every entry as unverified
@@ -140,21 +146,15 @@ class DatabaseWatch:
             return None
         if row is None:  # no counter table or row: data_version alone
             data = self.data_version()
-            return None if data is None else Versions(data, None, None, None)
-        return Versions(*(None if v is None else int(v) for v in row))  # type: ignore[arg-type]
-
-    def users_with_feedback_after(self, feedback_id: int) -> set[str] | None:
-        """Users with a feedback row whose id is above `feedback_id`; None when unreadable."""
-        if self._connection is None:
-            return None
-        try:
-            with self._lock:
-                rows = self._connection.execute(
-                    "SELECT DISTINCT user_id FROM feedback_events WHERE id > ?", (feedback_id,)
-                ).fetchall()
-        except sqlite3.Error:
-            return None
-        return {str(row[0]) for row in rows}
+            return None if data is None else Versions(data, None, None, None, frozenset())
+        data, keys, state, feedback, users = row
+        return Versions(
+            int(data),
+            None if keys is None else int(keys),
+            None if state is None else int(state),
+            None if feedback is None else int(feedback),
+            frozenset(str(u) for u in json.loads(users or "[]")),
+        )
 
     def close(self) -> None:
         if self._connection is not None:
@@ -257,10 +257,10 @@ class HotCache:
             if data is not None and data == self._version:
                 # Nothing committed since the last full read, so the key counter has not moved.
                 return Seen(data, self._keys_epoch, self._epoch)
-        versions = self.watch.versions()
-        seen = Seen(versions.data, versions.keys) if versions is not None else Seen(None, None)
         with self._lock:
             state_epoch, feedback_high = self._state_epoch, self._feedback_high
+        versions = self.watch.versions(feedback_after=feedback_high)
+        seen = Seen(versions.data, versions.keys) if versions is not None else Seen(None, None)
         # Only new feedback since the last reading: drop just the shoppers it names.
         only_feedback = (
             versions is not None
@@ -268,7 +268,7 @@ class HotCache:
             and versions.state == state_epoch
             and feedback_high is not None
         )
-        changed = self.watch.users_with_feedback_after(feedback_high or 0) if only_feedback else None
+        changed = versions.feedback_users if versions is not None and only_feedback else None
         with self._lock:
             if seen.data is None or seen.data != self._version:
                 self._epoch += 1

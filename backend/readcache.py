@@ -130,7 +130,7 @@ class ReadCacheMiddleware:
         cache, recommender = self.state.cache, self.state.recommender
         if recommender is None:
             return False
-        cache.sync()  # drops stored responses and sessions if anything committed since the last request
+        cache.sync()  # drops stored responses, and whatever else is stale, if anything committed
         owner = self._owner(credential)
         if isinstance(owner, Missing):
             return False
