@@ -695,16 +695,20 @@ if os.environ.get(LOCUST_ENV) == "1":
         def own_list(self) -> None:
             self.client.get("/api/v1/recommendations?k=10&explain=true", headers=self.cookie, name="shopper")
 
+    def _random_click() -> str:
+        """A feedback write for a random known user and item (a click: it folds into the history)."""
+        body = {
+            "user_id": random.choice(_IDS["users"]),
+            "item_id": random.choice(_IDS["items"]),
+            "event": "click",
+            "idempotency_key": uuid.uuid4().hex,
+        }
+        return json.dumps(body)
+
     class FeedbackUser(_ClosedLoop):
         @task
         def feedback(self) -> None:
-            body = {
-                "user_id": random.choice(_IDS["users"]),
-                "item_id": random.choice(_IDS["items"]),
-                "event": "click",
-                "idempotency_key": uuid.uuid4().hex,
-            }
-            self.client.post("/api/v1/feedback", data=json.dumps(body), headers=_JSON_AUTH, name="feedback")
+            self.client.post("/api/v1/feedback", data=_random_click(), headers=_JSON_AUTH, name="feedback")
 
     class MixedUser(_ClosedLoop):
         """API traffic that writes: each commit empties every worker's stored answers."""
@@ -716,13 +720,7 @@ if os.environ.get(LOCUST_ENV) == "1":
 
         @task(1)
         def feedback(self) -> None:
-            body = {
-                "user_id": random.choice(_IDS["users"]),
-                "item_id": random.choice(_IDS["items"]),
-                "event": "click",
-                "idempotency_key": uuid.uuid4().hex,
-            }
-            self.client.post("/api/v1/feedback", data=json.dumps(body), headers=_JSON_AUTH, name="mixed")
+            self.client.post("/api/v1/feedback", data=_random_click(), headers=_JSON_AUTH, name="mixed")
 
     class CeilingUser(_ClosedLoop):
         @task
