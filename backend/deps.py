@@ -6,9 +6,9 @@ token in `X-CSRF-Token` (the token also sits in the readable `csrf_token` cookie
 may read and write only its own shopper's data.
 
 API-key checks are cached in process (backend/hotcache.py: dropped when a key changes where
-SQLite says so, else after 30 s); on SQLite sessions are too, dropped at any commit. When the
-database is down, the last good lookup of a credential (kept for a few minutes) still
-authenticates reads, so recommendations keep flowing.
+SQLite says so, else after 30 s); on SQLite sessions are too, dropped at any change to users or
+sessions (a logout, a profile). When the database is down, the last good lookup of a credential
+(kept for a few minutes) still authenticates reads, so recommendations keep flowing.
 
 The dependencies are `async def` so FastAPI calls them on the event loop instead of handing
 each one to the thread pool; only a cache miss goes to a thread for its database read.

@@ -4,9 +4,9 @@
     seen = cache.sync()                          # cheap: a PRAGMA, plus one read after a commit
     record = cache.api_key(digest)               # MISS when absent or expired
     cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
-    cache.put_shopper(shopper, seen)             # ignored if anything changed meanwhile
-    cache.put_session(digest, record, seen)      # signed-in shoppers' cookies, same rule
-    cache.put_response(key, body, seen)          # whole GET responses (backend/readcache.py), same rule
+    cache.put_shopper(shopper, seen)             # ignored if that shopper was dropped meanwhile
+    cache.put_session(digest, record, seen)      # ignored if all sessions were dropped meanwhile
+    cache.put_response(key, body, seen)          # whole GET responses: ignored after any commit
 
 Why a database-wide signal and not per-user versions on the read path: SQLite's
 `PRAGMA data_version` changes whenever any *other* connection (another worker process, this
@@ -257,7 +257,6 @@ class HotCache:
             if data is not None and data == self._version:
                 # Nothing committed since the last full read, so the key counter has not moved.
                 return Seen(data, self._keys_epoch, self._epoch)
-        with self._lock:
             state_epoch, feedback_high = self._state_epoch, self._feedback_high
         versions = self.watch.versions(feedback_after=feedback_high)
         seen = Seen(versions.data, versions.keys) if versions is not None else Seen(None, None)
@@ -323,7 +322,8 @@ class HotCache:
 
     # -- signed-in sessions, keyed by the sha256 digest of the cookie; dropped with the shoppers --
     def session(self, digest: str) -> SessionRecord | Missing:
-        """The session behind a cookie, read since the last commit and not expired; else MISS."""
+        """The session behind a cookie, read since the last change to users or sessions and not
+        expired; else MISS."""
         if not self.watch.supported:
             return MISS
         with self._lock:
