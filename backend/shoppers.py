@@ -38,12 +38,15 @@ def load_shopper(store: Store, user_id: str) -> tuple[Shopper, UserRecord | None
 
 async def cached_shopper(cache: HotCache, store: Store, user_id: str, seen: Seen) -> Shopper:
     """The shopper from the cache when the database has not changed since it was read; otherwise
-    read in a worker thread (so the event loop never waits on the database) and cached.
+    read (in a worker thread unless the database is SQLite, see `Store.reads_inline`) and cached.
     `seen` is this request's `cache.sync()` (done once per request by the auth dependency)."""
     hit = cache.shopper(user_id)
     if not isinstance(hit, Missing):
         return hit
-    shopper, _, answered = await run_in_threadpool(load_shopper, store, user_id)
+    if store.reads_inline:
+        shopper, _, answered = load_shopper(store, user_id)
+    else:
+        shopper, _, answered = await run_in_threadpool(load_shopper, store, user_id)
     if answered:
         cache.put_shopper(shopper, seen)
     return shopper

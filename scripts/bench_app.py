@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import os
 import pstats
 import random
@@ -37,13 +38,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 Headers = list[tuple[bytes, bytes]]
 
 
-async def call(app: Any, path: str, query: str, headers: Headers) -> int:
-    """One GET through the whole ASGI stack; returns the status."""
+async def call(app: Any, path: str, query: str, headers: Headers, body: bytes | None = None) -> int:
+    """One GET (or, with a body, a JSON POST) through the whole ASGI stack; returns the status."""
+    if body is not None:
+        headers = [
+            *headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": "GET" if body is None else "POST",
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -56,7 +63,7 @@ async def call(app: Any, path: str, query: str, headers: Headers) -> int:
     status: list[int] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body or b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -79,12 +86,23 @@ async def start(app: Any) -> None:
         raise SystemExit(f"the app did not start: {message}")
 
 
+def click(rng: random.Random, users: list[str], items: list[str]) -> bytes:
+    """A feedback write's body, as `bench serve`'s feedback scenario sends it."""
+    body = {
+        "user_id": rng.choice(users),
+        "item_id": rng.choice(items),
+        "event": "click",
+        "idempotency_key": f"{rng.getrandbits(64):016x}",
+    }
+    return json.dumps(body).encode()
+
+
 async def timed(requests: Callable[[], Awaitable[int]], n: int) -> float:
     """Mean CPU µs of `n` requests (process time: the event loop and its threads)."""
     begin = time.process_time()
     for _ in range(n):
         status = await requests()
-        if status != 200:
+        if status not in (200, 201):
             raise SystemExit(f"a request answered {status}")
     return (time.process_time() - begin) / n * 1e6
 
@@ -99,20 +117,26 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
     from backend.bench_serve import ceiling_app
     from backend.settings import Settings
 
-    settings = Settings(workdir=workdir / "warm", bundle_dir=args.bundle, response_cache=False)
+    settings = Settings(
+        workdir=workdir / "warm",
+        bundle_dir=args.bundle,
+        response_cache=False,
+        rate_limit_feedback_per_minute=10**9,  # as `bench serve` runs its server
+    )
     app = create_app(settings)
     await start(app)
     state = app.state.service
     if state.recommender is None:
         raise SystemExit(f"no bundle could be loaded from {args.bundle}: {state.last_load_error}")
     users = [u for u in state.recommender.spec.user_ids if u]
-    key, _ = state.store.create_api_key("bench", ["read"])
+    key, _ = state.store.create_api_key("bench", ["read", "feedback"])
     by_key: Headers = [(b"x-api-key", key.encode())]
     shoppers: list[Headers] = []
     for user_id in users[:32]:
         user = state.store.create_user(user_id, {}, [], None)
         token, _, _ = state.store.create_session(user.pk, timedelta(days=1))
         shoppers.append([(b"cookie", f"explainrec_session={token}".encode())])
+    items = list(state.recommender.spec.item_ids)
     ceiling = ceiling_app()
     rng = random.Random(0)
     recs = "/api/v1/recommendations"
@@ -121,6 +145,8 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         "recs_explain": lambda: call(app, recs, f"user_id={rng.choice(users)}&k=10&explain=true", by_key),
         "shopper": lambda: call(app, recs, "k=10&explain=true", rng.choice(shoppers)),
         "ceiling": lambda: call(ceiling, "/ceiling", "", []),
+        # Last: each write empties the caches the read scenarios above are measured with.
+        "feedback": lambda: call(app, "/api/v1/feedback", "", by_key, click(rng, users, items)),
     }
     for user_id in users:  # every user once: state, session and explanation caches filled
         await call(app, recs, f"user_id={user_id}&k=10&explain=true", by_key)
@@ -146,7 +172,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         profiler.enable()
         await timed(scenarios[args.profile], args.requests)
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -157,7 +183,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="requests per round (default 2000)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario; the median is shown")
     parser.add_argument(
-        "--profile", choices=["recs", "recs_explain", "shopper", "ceiling"], help="cProfile this scenario"
+        "--profile",
+        choices=["recs", "recs_explain", "shopper", "ceiling", "feedback"],
+        help="cProfile this scenario",
+    )
+    parser.add_argument(
+        "--sort", choices=["cumulative", "tottime"], default="cumulative", help="--profile's order"
     )
     return parser.parse_args(argv)
 
