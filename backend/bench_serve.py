@@ -16,8 +16,8 @@ the last one answers. Output (issue 9):
 Scenarios: `recs` (API key, random known users, top-10), `recs_explain` (the same with template
 explanations), `cold_start` (profile form + 2 liked items), `similar` (items like an item),
 `shopper` (one signed-in session per locust user, each asking for its own explained top-10 as
-the web UI does), `feedback` (API-key writes to SQLite) and `mixed` (9 top-10 reads to 1 write:
-every commit empties the stored answers). Repeated reads of recommendations are answered from
+the web UI does), `feedback` (API-key writes to SQLite) and `mixed` (9 top-10 reads to 1 write,
+each write dropping that shopper's stored answers). Repeated reads of recommendations are answered from
 memory by default (backend/readcache.py), so after each user's first request the recs and
 shopper scenarios measure that path; `--no-response-cache` serves with it off, so that every
 request is computed.
@@ -63,7 +63,7 @@ SCENARIOS = {  # scenario name -> locust user class defined below
     "similar": "SimilarUser",
     "shopper": "ShopperUser",  # signed-in shoppers (session cookie), their own explained top-10
     "feedback": "FeedbackUser",  # after the reads: its writes would otherwise change later recommendations
-    "mixed": "MixedUser",  # 9 top-10 reads to 1 feedback write: every commit empties stored answers
+    "mixed": "MixedUser",  # 9 top-10 reads to 1 feedback write: each drops that shopper's answers
 }
 CEILING_CLASS = "CeilingUser"
 LOCUST_ENV, IDS_ENV, KEY_ENV, CEILING_BYTES_ENV = (

@@ -6,7 +6,7 @@
     cache.put_api_key(digest, record, seen)      # ignored if a key changed meanwhile
     cache.put_shopper(shopper, seen)             # ignored if that shopper was dropped meanwhile
     cache.put_session(digest, record, seen)      # ignored if all sessions were dropped meanwhile
-    cache.put_response(key, body, seen)          # whole GET responses: ignored after any commit
+    cache.put_response(key, body, seen, user_id) # a whole GET response about that shopper
 
 Why a database-wide signal and not per-user versions on the read path: SQLite's
 `PRAGMA data_version` changes whenever any *other* connection (another worker process, this
@@ -27,8 +27,9 @@ Sessions (the signed-in shopper behind a cookie) are dropped with the shoppers a
 but new feedback, so a cached session never outlives its row, and one that expires while cached
 is refused at its `expires_at`.
 
-Whole responses (backend/readcache.py) are stored only when nothing was committed since the
-reads behind them, and dropped at any commit (they are keyed by request, not by shopper).
+Whole responses (backend/readcache.py) carry the shopper they are about and the sync their
+reads followed; one is served only while nothing synced since dropped that shopper or everyone,
+so new feedback from one shopper leaves every other shopper's stored lists in place.
 
 Other databases (PostgreSQL) have no such counter, so there shoppers, sessions and responses
 are not cached (replicas must see each other's writes) and an API-key check is reused for at
@@ -76,6 +77,12 @@ class Seen(NamedTuple):
     data: int | None  # SQLite data_version; None where unsupported
     keys: int | None  # the API-key change counter; None where unsupported
     epoch: int | None = None  # this cache's count of changes processed, when the sync returned
+
+
+class _StoredResponse(NamedTuple):
+    response: Any
+    seen: Seen  # the sync before the reads behind it
+    user_id: str  # the shopper it is about
 
 
 class DatabaseWatch:
@@ -215,8 +222,8 @@ class _Lru(Generic[V]):
         return self._weight
 
 
-def _response_weight(response: Any) -> int:
-    return len(getattr(response, "body", b"")) + 256  # + headers and bookkeeping, roughly
+def _response_weight(stored: _StoredResponse) -> int:
+    return len(getattr(stored.response, "body", b"")) + 256  # + headers and bookkeeping, roughly
 
 
 class HotCache:
@@ -235,7 +242,7 @@ class HotCache:
         self._shoppers: _Lru[Shopper] = _Lru(size)
         self._sessions: _Lru[tuple[str, SessionRecord]] = _Lru(size)
         # Bounded by bytes (a top-10 body is ~1.5 KB, a top-100 with explanations ~40 KB).
-        self._responses: _Lru[Any] = _Lru(size, response_bytes, _response_weight)
+        self._responses: _Lru[_StoredResponse] = _Lru(size, response_bytes, _response_weight)
         self._version: int | None = None
         self._keys_epoch: int | None = None
         self._state_epoch: int | None = None
@@ -280,12 +287,15 @@ class HotCache:
                     self._sessions.clear()
                     self._dropped_at.clear()
                     self._cleared_at = self._epoch
-                self._responses.clear()
+                    self._responses.clear()
+                # Otherwise stored responses are checked when read (`response`): dropping them
+                # here would mean an index by shopper to keep in step with the LRU.
                 if seen.keys is None or seen.keys != self._keys_epoch:
                     self._keys.clear()
                 self._version, self._keys_epoch = seen.data, seen.keys
                 self._state_epoch = versions.state if versions is not None else None
-                self._feedback_high = versions.feedback if versions is not None else None
+                # No feedback yet: everything above id 0 will be new (ids start at 1).
+                self._feedback_high = (versions.feedback or 0) if versions is not None else None
             seen = seen._replace(epoch=self._epoch)
         return seen
 
@@ -357,25 +367,35 @@ class HotCache:
                 self._shoppers.put(shopper.user_id, shopper, time.monotonic() + self.shopper_ttl_s)
 
     def forget_shopper(self, user_id: str) -> None:
+        """Drop the shopper's state at once (their own write): the next sync drops their stored
+        responses too, and every read of a response syncs first (backend/readcache.py)."""
         with self._lock:
             self._shoppers.pop(user_id)
-            # Responses are keyed by request, not by user: drop them all (the next sync would).
-            self._responses.clear()
 
     # -- whole responses (backend/readcache.py); only where the watch works --
     def response(self, key: Hashable) -> Any:
-        """The stored response, or MISS."""
+        """The stored response, or MISS; MISS too when its shopper (or everyone) was dropped since
+        its reads. Call after `sync()`, so that commits by others have been seen."""
         if not self.watch.supported:
             return MISS
         with self._lock:
-            return self._responses.get(key, time.monotonic())
+            hit = self._responses.get(key, time.monotonic())
+            if isinstance(hit, Missing):
+                return MISS
+            if not self._unchanged_since(hit.seen, hit.user_id):
+                self._responses.pop(key)
+                return MISS
+            return hit.response
 
-    def put_response(self, key: Hashable, response: Any, seen: Seen) -> None:
+    def put_response(self, key: Hashable, response: Any, seen: Seen, user_id: str) -> None:
+        """Store a response about shopper `user_id` computed from reads made after `seen`."""
         if seen.data is None:
             return
         with self._lock:
-            if seen.data == self._version:
-                self._responses.put(key, response, time.monotonic() + self.shopper_ttl_s)
+            if self._unchanged_since(seen, user_id):
+                self._responses.put(
+                    key, _StoredResponse(response, seen, user_id), time.monotonic() + self.shopper_ttl_s
+                )
 
     def forget_responses(self) -> None:
         with self._lock:

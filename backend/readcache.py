@@ -2,14 +2,15 @@
 
     app.add_middleware(ReadCacheMiddleware, state=state)   # inside EdgeMiddleware
     # in the route, once the response is known to be reusable:
-    mark_reusable(request, seen, model_version, explanation_sources, owner)
+    mark_reusable(request, seen, model_version, explanation_sources, user_id=..., owner=...)
 
-A top-10 list changes only when the database commits (feedback, profile, keys, sessions), when
+A shopper's top-10 list changes only when their own rows change (feedback, profile), when
 another bundle is served, or never (the template explainer is deterministic). So the route marks
-a response reusable, this middleware keeps its bytes under the raw request (path + query string)
-and its owner, and the same request answers from memory until any of those changes: at a commit,
-the next `HotCache.sync()` drops every stored response (backend/hotcache.py),
-and an entry of another bundle version is never served.
+a response reusable, naming the shopper it is about, this middleware keeps its bytes under the
+raw request (path + query string) and its owner, and the same request answers from memory until
+that shopper is dropped by a `HotCache.sync()` (their new feedback, or any change to users,
+sessions or edits, which drops everyone: backend/hotcache.py); an entry of another bundle version
+is never served. Other shoppers' writes leave it in place.
 
 Who may reuse an answer: for an `X-API-Key` whose cached check grants `read`, the response does
 not depend on who asks, so any such key gets it (owner None). For a signed-in shopper (the
@@ -46,6 +47,7 @@ class _Reusable:
     seen: Seen  # the sync before the reads behind the response
     model_version: str
     explanation_sources: tuple[str, ...]
+    user_id: str  # the shopper the response is about
     owner: str | None  # None: any read key may reuse it; else only this shopper's sessions
 
 
@@ -63,11 +65,16 @@ def mark_reusable(
     seen: Seen,
     model_version: str,
     explanation_sources: Sequence[str],
+    *,
+    user_id: str,
     owner: str | None = None,
 ) -> None:
-    """Tell ReadCacheMiddleware that this request's 200 response may answer the same request again:
-    from any read key when `owner` is None, else only from a session of that shopper."""
-    request.state.reusable_response = _Reusable(seen, model_version, tuple(explanation_sources), owner)
+    """Tell ReadCacheMiddleware that this request's 200 response, about shopper `user_id`, may
+    answer the same request again: from any read key when `owner` is None, else only from a
+    session of that shopper."""
+    request.state.reusable_response = _Reusable(
+        seen, model_version, tuple(explanation_sources), user_id, owner
+    )
 
 
 def _credential(scope: Scope) -> tuple[str, str] | None:
@@ -130,7 +137,7 @@ class ReadCacheMiddleware:
         cache, recommender = self.state.cache, self.state.recommender
         if recommender is None:
             return False
-        cache.sync()  # drops stored responses, and whatever else is stale, if anything committed
+        cache.sync()  # sees what others committed, so a changed shopper's answers are not served
         owner = self._owner(credential)
         if isinstance(owner, Missing):
             return False
@@ -172,4 +179,5 @@ class ReadCacheMiddleware:
                 mark.explanation_sources,
             ),
             mark.seen,
+            mark.user_id,
         )

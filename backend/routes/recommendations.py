@@ -179,10 +179,12 @@ async def recommendations(request: Request, serving: ServingDep) -> Response:
         result = recommender.recommend(shopper, query)
     sources = _count_explanations(request, result)
     if not explain or state.settings.explainer == "template":
-        # Same request, same answer until a commit or another bundle (backend/readcache.py): for
-        # any read key, or for this shopper's sessions.
+        # Same request, same answer until this shopper's rows change or another bundle is served
+        # (backend/readcache.py): for any read key, or for this shopper's sessions.
         owner = user_id if principal.kind == "session" else None
-        mark_reusable(request, request.state.cache_version, result.model_version, sources, owner)
+        mark_reusable(
+            request, request.state.cache_version, result.model_version, sources, user_id=user_id, owner=owner
+        )
     return json_response(result)
 
 

@@ -108,13 +108,27 @@ def test_another_bundle_version_is_never_answered_from_an_old_entry(
     assert first["model_version"] != "v-next" and after["model_version"] == "v-next"
 
 
-def test_a_commit_anywhere_empties_it(client: TestClient, read_headers: dict[str, str]) -> None:
-    params = {"user_id": "u06", "k": 5}
+def test_a_write_drops_only_its_own_shoppers_answers(
+    client: TestClient, read_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    mine, other = {"user_id": "u06", "k": 5}, {"user_id": "u08", "k": 5}
     with counted(client) as calls:
-        client.get(RECS, params=params, headers=read_headers)
-        api_key(client, "read")  # any commit, here a new key
-        client.get(RECS, params=params, headers=read_headers)
-    assert len(calls) == 2
+        before = client.get(RECS, params=mine, headers=read_headers).json()
+        client.get(RECS, params=other, headers=read_headers)
+        liked = before["items"][0]["item_id"]
+        click = {"user_id": "u06", "item_id": liked, "event": "dismiss"}
+        assert client.post("/api/v1/feedback", json=click, headers=admin_headers).status_code == 201
+        calls.clear()
+        after = client.get(RECS, params=mine, headers=read_headers).json()
+        assert len(calls) == 1  # u06 wrote: computed again, and the dismissed item is gone
+        assert liked not in [item["item_id"] for item in after["items"]]
+        client.get(RECS, params=other, headers=read_headers)
+        assert len(calls) == 1  # u08's answer survived u06's write
+        api_key(client, "read")  # a key change: key checks are read again, then answers reused
+        client.get(RECS, params=other, headers=read_headers)
+        assert len(calls) == 2
+        client.get(RECS, params=other, headers=read_headers)
+        assert len(calls) == 2
 
 
 def test_the_setting_turns_it_off(settings: Settings) -> None:

@@ -342,9 +342,42 @@ def test_stored_responses_are_bounded_by_bytes(tmp_path: Path) -> None:
         return CachedResponse([], bytes([n]) * 1000, "v1", None, ())
 
     for n in range(4):
-        cache.put_response(("/r", str(n).encode()), body(n), seen)
+        cache.put_response(("/r", str(n).encode()), body(n), seen, "u1")
     assert isinstance(cache.response(("/r", b"0")), type(MISS))  # the oldest made room
     assert [cache.response(("/r", str(n).encode())).body[0] for n in (1, 2, 3)] == [1, 2, 3]
-    cache.put_response(("/r", b"big"), CachedResponse([], b"x" * 10_000, "v1", None, ()), seen)
+    cache.put_response(("/r", b"big"), CachedResponse([], b"x" * 10_000, "v1", None, ()), seen, "u1")
     assert isinstance(cache.response(("/r", b"big")), type(MISS))  # larger than the whole budget,
     assert not isinstance(cache.response(("/r", b"3")), type(MISS))  # so it evicted nothing
+
+
+def test_stored_responses_follow_their_own_shopper(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "watch.db"
+    cache = HotCache(_migrated_watch(path))
+    feedback = (
+        "INSERT INTO feedback_events (user_id, item_id, event, timestamp, created_at) "
+        "VALUES (?, 'i1', 'like', '2026-11-29', '2026-11-29')"
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(feedback, ("u0",))
+    seen = cache.sync()
+    for user_id in ("u1", "u2"):
+        cache.put_response(("/r", user_id.encode()), user_id, seen, user_id)
+
+    with sqlite3.connect(path) as db:  # another worker stores feedback of u1
+        db.execute(feedback, ("u1",))
+    cache.sync()
+    assert cache.response(("/r", b"u1")) is MISS  # its list may have changed
+    assert cache.response(("/r", b"u2")) == "u2"  # another shopper's write: still served
+    cache.put_response(("/r", b"u1"), "stale", seen, "u1")  # computed before that write: not kept
+    cache.put_response(("/r", b"u3"), "u3", seen, "u3")  # computed before it, not about u1: kept
+    assert cache.response(("/r", b"u1")) is MISS and cache.response(("/r", b"u3")) == "u3"
+
+    with sqlite3.connect(path) as db:  # a profile change: every stored response goes
+        db.execute(
+            "INSERT INTO users (user_id, created_at, interests) VALUES ('u2', '2026-11-29', '[]')"
+        )
+    cache.sync()
+    assert cache.response(("/r", b"u2")) is MISS and cache.response(("/r", b"u3")) is MISS
+    cache.watch.close()

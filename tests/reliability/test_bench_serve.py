@@ -132,5 +132,5 @@ def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> Non
     timed = {
         line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines() if "µs/request" in line
     }
-    assert set(timed) == {"recs", "recs_explain", "shopper", "ceiling", "explained_first"}
+    assert set(timed) == {"recs", "recs_explain", "shopper", "ceiling", "feedback", "explained_first"}
     assert all(value > 0 for value in timed.values())
