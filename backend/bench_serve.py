@@ -711,7 +711,7 @@ if os.environ.get(LOCUST_ENV) == "1":
             self.client.post("/api/v1/feedback", data=_random_click(), headers=_JSON_AUTH, name="feedback")
 
     class MixedUser(_ClosedLoop):
-        """API traffic that writes: each commit empties every worker's stored answers."""
+        """API traffic that writes: each write drops that shopper's stored answers in every worker."""
 
         @task(9)
         def top10(self) -> None:

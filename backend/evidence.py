@@ -61,7 +61,7 @@ def removal_encoder(
 
     The tower reads the last `max_history` items that remain, so removing a recent item lets an
     older one slide in, as it would if the user had never chosen it. With `session` (a known
-    user's fresh positives, see `Recommender._with_session`) the session vector without the set
+    user's fresh positives, see `backend.recommender.with_session`) the session vector without the set
     is added and the sum normalised, as the service does.
     """
     spec = encoder.spec

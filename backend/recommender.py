@@ -98,6 +98,18 @@ class _UserState:
     feedback_events: list[Feedback]
 
 
+def with_session(folded: np.ndarray, session: np.ndarray) -> np.ndarray:
+    """The folded-in vector plus the vector of the fresh feedback alone, normalised.
+
+    A known user's id embedding and long history outweigh a few new likes, so the fold-in
+    alone barely moves the list; the session vector (the fresh items through the user tower,
+    no id, no profile) makes the next list visibly follow what the shopper just did.
+    """
+    combined = folded + session
+    norm = float(np.linalg.norm(combined))
+    return (combined / norm).astype(np.float32) if norm > 0 else folded
+
+
 class Recommender:
     def __init__(
         self,
@@ -258,9 +270,14 @@ class Recommender:
                 self._vectors.move_to_end(key)
         if vector is None:
             ids = [self.spec.item_ids[i] for i in history[-self.spec.max_history :]]
-            vector = self.encoder.encode(profile, ids, user_id if known else None, interests)
+            folded = (profile, ids, user_id if known else None, interests)
             if known and positives:
-                vector = self._with_session(vector, positives)
+                recent = [self.spec.item_ids[i] for i in positives[-self.spec.max_history :]]
+                # The fold-in and the session vector in one forward pass.
+                both = self.encoder.encode_many([folded, (None, recent, None, ())])
+                vector = with_session(both[0], both[1])
+            else:
+                vector = self.encoder.encode(*folded)
             with self._lock:
                 self._vectors[key] = vector
                 if len(self._vectors) > self._cache_size:
@@ -268,18 +285,6 @@ class Recommender:
         return _UserState(
             vector, "personalized" if known else "cold-start", history, profile, dismissed, usable
         )
-
-    def _with_session(self, folded: np.ndarray, positives: list[int]) -> np.ndarray:
-        """Add a vector of the fresh feedback alone to the folded-in one.
-
-        A known user's id embedding and long history outweigh a few new likes, so the fold-in
-        alone barely moves the list; the session vector (the fresh items through the user tower,
-        no id, no profile) makes the next list visibly follow what the shopper just did.
-        """
-        recent = [self.spec.item_ids[i] for i in positives[-self.spec.max_history :]]
-        combined = folded + self.encoder.encode(None, recent, None, ())
-        norm = float(np.linalg.norm(combined))
-        return (combined / norm).astype(np.float32) if norm > 0 else folded
 
     def _segment(self, vector: np.ndarray | None) -> int | None:
         if vector is None:

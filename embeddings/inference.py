@@ -50,6 +50,14 @@ class UserEncoder:
         """
         return self.encode_batch([self._batch_row(profile, history_item_ids, user_id, interests)])[0]
 
+    def encode_many(
+        self, users: Sequence[tuple[Mapping[Any, Any] | None, Sequence[str], str | None, Sequence[str]]]
+    ) -> np.ndarray:
+        """Several `encode` calls [(profile, history_item_ids, user_id, interests), ...] in one
+        forward pass: [len(users), d]. A batch of two costs little more than one (torch's per-op
+        overhead dominates a single row)."""
+        return self.encode_batch([self._batch_row(*user) for user in users])
+
     def encode_batch(self, rows: Sequence[tuple[list[int], list[int], int, list[float]]]) -> np.ndarray:
         """Encode prepared rows (profile indices, history indices, user index, interests)."""
         length = min(self.spec.max_history, max((len(r[1]) for r in rows), default=0))
