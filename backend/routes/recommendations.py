@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from backend.deps import RecommenderDep, ServingDep, StateDep
+from backend.deps import RecommenderDep, StateDep, get_serving
 from backend.errors import ERROR_RESPONSES
 from backend.queryparams import openapi_query, parse_query
 from backend.readcache import mark_reusable
@@ -154,7 +154,10 @@ class RecommendationParams(BaseModel):
     summary="Top-k items for a shopper",
     openapi_extra=openapi_query(RecommendationParams),
 )
-async def recommendations(request: Request, serving: ServingDep) -> Response:
+async def recommendations(request: Request) -> Response:
+    # The caller resolved here, not as a dependency: FastAPI's dependency solving is a tenth of
+    # this route's CPU (the feedback route does the same, backend/jsonbody.py).
+    serving = await get_serving(request)
     params = parse_query(request, RecommendationParams)
     user_id, k, explain = params.user_id, params.k, params.explain
     state, recommender, principal = serving.state, serving.recommender, serving.principal
