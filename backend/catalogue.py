@@ -119,6 +119,19 @@ class Catalogue:
         self.value_users_per_item = value_counts
         self.value_sizes = value_sizes
         self.users_with_history = len(history)
+        # Each item's rank within each segment as `item_standing` defines it (1 + the items more
+        # users of the segment have), computed once rather than per explained item.
+        ordered = np.sort(self.segment_users_per_item, axis=1)
+        self.segment_item_rank = (
+            1
+            + n_items
+            - np.stack(
+                [
+                    np.searchsorted(row, counts, side="right")
+                    for row, counts in zip(ordered, self.segment_users_per_item, strict=True)
+                ]
+            )
+        )
         self.popularity_order = np.argsort(-self.users_per_item, kind="stable")
         top = float(self.users_per_item.max()) if n_items else 0.0
         self.popularity_score = self.users_per_item / top if top > 0 else self.users_per_item

@@ -36,6 +36,7 @@ from explain.evidence import (
     build_evidence,
     category_counts,
     item_standing,
+    unit_rows,
 )
 from explain.grounding import GroundingChecker
 
@@ -237,6 +238,7 @@ class _Window:
     titles: list[str]
     categories: Sequence[Sequence[str]]
     vectors: np.ndarray | None
+    unit_vectors: np.ndarray | None
     category_counts: Mapping[str, int]
 
 
@@ -306,11 +308,13 @@ class EvidenceSource:
         indices = [int(i) for i in ctx.history[-self.max_history :]]
         records = [self.catalogue.items[i] for i in indices]
         categories = [r.categories for r in records]
+        vectors = self.vectors[indices] if indices else None
         return _Window(
             ids=[r.item_id for r in records],
             titles=[r.title for r in records],
             categories=categories,
-            vectors=self.vectors[indices] if indices else None,
+            vectors=vectors,
+            unit_vectors=unit_rows(vectors) if vectors is not None else None,
             category_counts=category_counts(categories),
         )
 
@@ -327,6 +331,7 @@ class EvidenceSource:
                 int(cat.segment_sizes[ctx.segment]),
                 cat.users_per_item,
                 max(1, cat.users_with_history),
+                rank=int(cat.segment_item_rank[ctx.segment, item]),
             )
             seg_evidence = SegmentEvidence(
                 ctx.segment, self.segment_names[ctx.segment], rank, lift, int(cat.segment_sizes[ctx.segment])
@@ -347,6 +352,7 @@ class EvidenceSource:
             history_categories=window.categories,
             history_vectors=window.vectors,
             history_category_counts=window.category_counts,
+            history_unit_vectors=window.unit_vectors,
             history_effects=None if attribution is None else attribution.effects,
             cited_history=(
                 attribution.necessary

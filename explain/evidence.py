@@ -179,14 +179,17 @@ def item_standing(
     group_size: int,
     all_item_counts: np.ndarray,
     n_users: int,
+    rank: int | None = None,
 ) -> tuple[int, float]:
     """Rank (1 = most common) and lift of one item within a group of users.
 
     Counts are users per item with the item in their history. Lift is 0 when nobody in the
-    group has the item, so an unseen item is never called popular.
+    group has the item, so an unseen item is never called popular. `rank`, when given, is that
+    rank computed beforehand (1 + the number of items with a larger group count).
     """
     group_count = float(group_item_counts[item_index])
-    rank = 1 + int(np.sum(group_item_counts > group_count))
+    if rank is None:
+        rank = 1 + int(np.sum(group_item_counts > group_count))
     overall = float(all_item_counts[item_index])
     if group_count <= 0 or overall <= 0 or group_size <= 0 or n_users <= 0:
         return rank, 0.0
@@ -198,7 +201,8 @@ def category_counts(history_categories: Sequence[Sequence[str]]) -> Counter[str]
     return Counter(c for cats in history_categories for c in dict.fromkeys(cats))
 
 
-def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
@@ -234,6 +238,7 @@ def build_evidence(
     min_profile_lift: float = 1.2,
     max_feedback: int = 2,
     history_category_counts: Mapping[str, int] | None = None,
+    history_unit_vectors: np.ndarray | None = None,
 ) -> Evidence:
     """Collect the facts that support recommending `item_id` to `user_id`.
 
@@ -246,8 +251,9 @@ def build_evidence(
     `cited_history` (history rows, e.g. a set whose removal verifiably drops the item out of the
     top-k) exactly those rows are cited, in that order, and no other.
 
-    `history_category_counts` is `category_counts(history_categories)`, for a caller that builds
-    evidence for many items over one history and counts once.
+    `history_category_counts` is `category_counts(history_categories)` and `history_unit_vectors`
+    is `unit_rows(history_vectors)`, for a caller that builds evidence for many items over one
+    history and computes them once.
 
     `profile_lifts` are candidate profile facts with their lift for this item; only those above
     `min_profile_lift` are kept. A segment is kept only when the item really stands out there
@@ -268,7 +274,8 @@ def build_evidence(
         hist = np.asarray(history_vectors, dtype=np.float32)
         _check_vectors("history_vectors", hist, n, dim)
         dots = hist @ item_vec
-        cosines = _unit_rows(hist) @ (item_vec / max(float(np.linalg.norm(item_vec)), 1e-12))
+        units = unit_rows(hist) if history_unit_vectors is None else history_unit_vectors
+        cosines = units @ (item_vec / max(float(np.linalg.norm(item_vec)), 1e-12))
         positive_mass = float(np.clip(dots, 0.0, None).sum())
         effects = None if history_effects is None else np.asarray(history_effects, dtype=np.float64)
         if effects is not None and effects.shape != (n,):
@@ -332,7 +339,7 @@ def build_evidence(
             raise DataError(
                 f"feedback vector for item {event.item_id!r} has dim {vec.shape[0]}, expected {dim}"
             )
-        similarity = float(_unit_rows(vec[None, :])[0] @ item_unit)
+        similarity = float(unit_rows(vec[None, :])[0] @ item_unit)
         if similarity > min_similarity:
             scored.append(FeedbackEvidence(event.item_id, event.title, event.event, similarity))
     scored.sort(key=lambda f: -f.similarity)

@@ -152,9 +152,16 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         await call(app, recs, f"user_id={user_id}&k=10&explain=true", by_key)
     for headers in shoppers:
         await call(app, recs, "k=10&explain=true", headers)
+    profile: pstats.Stats | None = None
     for name, requests in scenarios.items():
         rounds = [await timed(requests, args.requests) for _ in range(args.rounds)]
         print(f"{name:16s} {statistics.median(rounds):8.1f} µs/request", flush=True)
+        if name == args.profile:  # right away: later scenarios (feedback) change the state
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await timed(requests, args.requests)
+            profiler.disable()
+            profile = pstats.Stats(profiler)
     # Each user's first explained list, on a fresh app: attribution through the user tower.
     fresh = create_app(Settings(workdir=workdir / "fresh", bundle_dir=args.bundle, response_cache=False))
     await start(fresh)
@@ -167,12 +174,8 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         min(len(users), args.requests),
     )
     print(f"{'explained_first':16s} {first_explained:8.1f} µs/request", flush=True)
-    if args.profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        await timed(scenarios[args.profile], args.requests)
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats(args.sort).print_stats(40)
+    if profile is not None:
+        profile.sort_stats(args.sort).print_stats(40)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

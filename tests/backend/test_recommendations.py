@@ -129,3 +129,13 @@ def test_segments_and_model(client: TestClient) -> None:
     assert client.get("/api/v1/segments/-1").status_code == 422
     model = client.get("/api/v1/model").json()
     assert model["counts"]["items"] == 40 and "ndcg@10" in model["metrics"]
+
+
+def test_catalogue_segment_ranks_are_item_standings_ranks(client: TestClient) -> None:
+    from explain.evidence import item_standing
+
+    catalogue = client.app.state.service.recommender.catalogue  # type: ignore[attr-defined]
+    for segment, counts in enumerate(catalogue.segment_users_per_item):
+        for item in range(len(counts)):
+            rank, _ = item_standing(item, counts, 1, catalogue.users_per_item, 1)
+            assert catalogue.segment_item_rank[segment, item] == rank
