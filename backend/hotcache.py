@@ -396,7 +396,3 @@ class HotCache:
                 self._responses.put(
                     key, _StoredResponse(response, seen, user_id), time.monotonic() + self.shopper_ttl_s
                 )
-
-    def forget_responses(self) -> None:
-        with self._lock:
-            self._responses.clear()
