@@ -125,6 +125,22 @@ def _migrated_watch(path: Path) -> DatabaseWatch:
     return DatabaseWatch.for_url(f"sqlite:///{path}")
 
 
+FEEDBACK_ROW = (
+    "INSERT INTO feedback_events (user_id, item_id, event, timestamp, created_at) "
+    "VALUES (?, 'i1', 'like', '2026-11-29', '2026-11-29')"
+)
+
+
+def _cache_after_some_feedback(path: Path) -> HotCache:
+    """A cache watching a migrated database that already holds one feedback row (of u0)."""
+    import sqlite3
+
+    cache = HotCache(_migrated_watch(path))
+    with sqlite3.connect(path) as db:
+        db.execute(FEEDBACK_ROW, ("u0",))
+    return cache
+
+
 def test_hot_cache_keeps_key_checks_through_other_writes_but_not_through_key_changes(tmp_path: Path) -> None:
     import sqlite3
 
@@ -170,13 +186,7 @@ def test_new_feedback_drops_only_the_shoppers_it_names(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "watch.db"
-    cache = HotCache(_migrated_watch(path))
-    feedback = (
-        "INSERT INTO feedback_events (user_id, item_id, event, timestamp, created_at) "
-        "VALUES (?, 'i1', 'like', '2026-11-29', '2026-11-29')"
-    )
-    with sqlite3.connect(path) as db:
-        db.execute(feedback, ("u0",))
+    cache = _cache_after_some_feedback(path)
     seen = cache.sync()
     session = SessionRecord(UserRecord(1, "u2"), "csrf", datetime.now(UTC) + timedelta(hours=1))
     for user_id in ("u1", "u2"):
@@ -184,14 +194,14 @@ def test_new_feedback_drops_only_the_shoppers_it_names(tmp_path: Path) -> None:
     cache.put_session("d1", session, seen)
 
     with sqlite3.connect(path) as db:  # another worker writes feedback for u1 (two rows)
-        db.execute(feedback, ("u1",))
-        db.execute(feedback, ("u1",))
+        db.execute(FEEDBACK_ROW, ("u1",))
+        db.execute(FEEDBACK_ROW, ("u1",))
     seen = cache.sync()
     assert cache.shopper("u1") is MISS  # its feedback changed
     assert cache.shopper("u2") == Shopper("u2") and cache.session("d1") == session  # untouched
     before = seen
     with sqlite3.connect(path) as db:  # while a request reads u3 and u1, u1 gets feedback again
-        db.execute(feedback, ("u1",))
+        db.execute(FEEDBACK_ROW, ("u1",))
     seen = cache.sync()
     cache.put_shopper(Shopper("u3"), before)  # read before that commit, which did not touch u3: kept
     cache.put_shopper(Shopper("u1"), before)  # may predate its own new feedback: not kept
@@ -354,19 +364,13 @@ def test_stored_responses_follow_their_own_shopper(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "watch.db"
-    cache = HotCache(_migrated_watch(path))
-    feedback = (
-        "INSERT INTO feedback_events (user_id, item_id, event, timestamp, created_at) "
-        "VALUES (?, 'i1', 'like', '2026-11-29', '2026-11-29')"
-    )
-    with sqlite3.connect(path) as db:
-        db.execute(feedback, ("u0",))
+    cache = _cache_after_some_feedback(path)
     seen = cache.sync()
     for user_id in ("u1", "u2"):
         cache.put_response(("/r", user_id.encode()), user_id, seen, user_id)
 
     with sqlite3.connect(path) as db:  # another worker stores feedback of u1
-        db.execute(feedback, ("u1",))
+        db.execute(FEEDBACK_ROW, ("u1",))
     cache.sync()
     assert cache.response(("/r", b"u1")) is MISS  # its list may have changed
     assert cache.response(("/r", b"u2")) == "u2"  # another shopper's write: still served
@@ -375,9 +379,7 @@ def test_stored_responses_follow_their_own_shopper(tmp_path: Path) -> None:
     assert cache.response(("/r", b"u1")) is MISS and cache.response(("/r", b"u3")) == "u3"
 
     with sqlite3.connect(path) as db:  # a profile change: every stored response goes
-        db.execute(
-            "INSERT INTO users (user_id, created_at, interests) VALUES ('u2', '2026-11-29', '[]')"
-        )
+        db.execute("INSERT INTO users (user_id, created_at, interests) VALUES ('u2', '2026-11-29', '[]')")
     cache.sync()
     assert cache.response(("/r", b"u2")) is MISS and cache.response(("/r", b"u3")) is MISS
     cache.watch.close()
