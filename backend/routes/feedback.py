@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import client_ip, get_serving, limit
+from backend.directroute import DirectRoute
 from backend.errors import ERROR_RESPONSES
 from backend.jsonbody import openapi_json_body, parse_json_body
 from backend.recommender import is_positive
@@ -115,20 +116,10 @@ def idempotency_header(request: Request) -> str | None:
     return value
 
 
-@router.post(
-    "",
-    response_model=FeedbackResponse,
-    status_code=201,
-    summary="Record feedback on an item",
-    responses={
-        200: {"model": FeedbackResponse, "description": "Replay of a stored idempotency key."},
-        409: {"model": ERROR_RESPONSES[400]["model"], "description": "Key reused for another event."},
-    },
-    openapi_extra={**openapi_json_body(FeedbackRequest), "parameters": [_IDEMPOTENCY_HEADER_DOC]},
-)
 async def post_feedback(request: Request) -> Response:
     # Resolved here rather than declared: FastAPI's handling of a body, a header and a dependency
-    # cost a third of this route's CPU (backend/jsonbody.py). The caller is checked first.
+    # cost a third of this route's CPU (backend/jsonbody.py, backend/directroute.py). The caller
+    # is checked first.
     serving = await get_serving(request)
     body = await parse_json_body(request, FeedbackRequest)
     idempotency_key = idempotency_header(request)
@@ -183,3 +174,19 @@ async def post_feedback(request: Request) -> Response:
     )
     # Encoded here: FastAPI would validate the model again before encoding it.
     return Response(stored.model_dump_json(), 201 if created else 200, media_type="application/json")
+
+
+router.add_api_route(
+    "",
+    post_feedback,
+    methods=["POST"],
+    route_class_override=DirectRoute,
+    response_model=FeedbackResponse,
+    status_code=201,
+    summary="Record feedback on an item",
+    responses={
+        200: {"model": FeedbackResponse, "description": "Replay of a stored idempotency key."},
+        409: {"model": ERROR_RESPONSES[400]["model"], "description": "Key reused for another event."},
+    },
+    openapi_extra={**openapi_json_body(FeedbackRequest), "parameters": [_IDEMPOTENCY_HEADER_DOC]},
+)

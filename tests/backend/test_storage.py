@@ -106,6 +106,14 @@ def test_a_feedback_batch_is_one_transaction_with_per_write_outcomes(store: Stor
     assert [(e.item_id, e.event) for e in store.feedback_for("u2")] == [("i4", "cart")]
 
 
+def test_each_write_of_a_batch_gets_the_id_of_its_own_row(store: Store) -> None:
+    store.add_feedback("u0", "i0", "like", None, None, None)
+    writes = [FeedbackWrite("u1", f"i{n}", "click", None, None, f"k{n}" if n % 2 else None) for n in range(7)]
+    outcomes = store.add_feedback_batch(writes)
+    returned = {o[0].item_id: o[0].id for o in outcomes if not isinstance(o, Exception)}
+    assert returned == {e.item_id: e.id for e in store.feedback_for("u1")} and len(returned) == 7
+
+
 def test_a_key_taken_by_another_process_mid_batch_falls_back_row_by_row(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
