@@ -224,7 +224,9 @@ class _RetrieverBase:
         if arr.size and (arr.min() < 0 or arr.max() >= self.n_items):
             bad = arr[(arr < 0) | (arr >= self.n_items)][:5].tolist()
             raise DataError(f"exclude holds item indices outside 0..{self.n_items - 1}: {bad}")
-        return np.unique(arr)
+        # Not deduplicated: masks take repeats as they are, and the FAISS path only reads the size,
+        # to fetch enough neighbours (a repeat makes it fetch a few more).
+        return arr
 
     def _search(
         self, q: np.ndarray, k: int, excludes: list[np.ndarray], base: np.ndarray | None
@@ -247,14 +249,16 @@ class _RetrieverBase:
 
 def _top_k(scores: np.ndarray, k: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The k best of `scores` (aligned with `candidates`), padded with -1/-inf to length k."""
-    ids = np.full(k, -1, dtype=np.int64)
-    out = np.full(k, -np.inf, dtype=np.float32)
     n = min(k, scores.shape[0])
     if n == 0:
-        return ids, out
+        return np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=np.float32)
     part = np.argpartition(-scores, n - 1)[:n] if n < scores.shape[0] else np.arange(scores.shape[0])
     # Ties broken by item index so both retrievers agree on equal scores.
     order = part[np.lexsort((candidates[part], -scores[part]))]
+    if n == k:  # the usual case: nothing to pad
+        return candidates[order].astype(np.int64, copy=False), scores[order].astype(np.float32, copy=False)
+    ids = np.full(k, -1, dtype=np.int64)
+    out = np.full(k, -np.inf, dtype=np.float32)
     ids[:n] = candidates[order]
     out[:n] = scores[order]
     return ids, out

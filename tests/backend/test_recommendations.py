@@ -139,3 +139,16 @@ def test_catalogue_segment_ranks_are_item_standings_ranks(client: TestClient) ->
         for item in range(len(counts)):
             rank, _ = item_standing(item, counts, 1, catalogue.users_per_item, 1)
             assert catalogue.segment_item_rank[segment, item] == rank
+
+
+def test_a_served_segment_is_the_nearest_centroid_of_the_shoppers_vector(
+    client: TestClient, read_headers: dict[str, str]
+) -> None:
+    recommender = client.app.state.service.recommender  # type: ignore[attr-defined]
+    bundle = recommender.bundle
+    for user_id in ("u00", "u01", "u02", "u00"):  # the last one remembered
+        body = client.get("/api/v1/recommendations", params={"user_id": user_id}, headers=read_headers).json()
+        vector = bundle.user_vectors[bundle.user_row(user_id)]
+        assert body["segment"]["id"] == int(recommender.segments.assign(vector[None, :])[0])
+    other = recommender.bundle.user_vectors[bundle.user_row("u01")] * 1.0001
+    assert recommender._segment(other) == int(recommender.segments.assign(other[None, :])[0])

@@ -134,6 +134,18 @@ def test_exclude_seen_items_still_gives_k(
     _agree(name, ids, want)
 
 
+def test_repeated_excluded_ids_act_once(
+    named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray
+) -> None:
+    _, r = named
+    banned = r.search(queries[0], 5)[0]
+    once = r.search(queries[0], 10, exclude=banned)
+    repeated = r.search(queries[0], 10, exclude=np.concatenate([banned, banned[::-1], banned]))
+    np.testing.assert_array_equal(once[0], repeated[0])
+    np.testing.assert_array_equal(once[1], repeated[1])
+    assert once[0].dtype == np.int64 and once[1].dtype == np.float32
+
+
 def test_one_exclude_list_applies_to_every_query(
     named: tuple[str, ExactRetriever | FaissRetriever], queries: np.ndarray
 ) -> None:
