@@ -35,6 +35,7 @@ from explain.evidence import (
     SegmentEvidence,
     build_evidence,
     category_counts,
+    history_scores,
     item_standing,
     unit_rows,
 )
@@ -298,9 +299,19 @@ class EvidenceSource:
         use_model = ctx.encode is not None and self.attribution != "similarity"
         attributions = self.attributions(ctx, items) if use_model else None
         window = self._window(ctx)
+        indices = [int(item) for item in items]
+        dots = cosines = None
+        if window.vectors is not None and window.unit_vectors is not None and indices:
+            dots, cosines = history_scores(window.vectors, window.unit_vectors, self.vectors[indices])
         return [
-            self._evidence(ctx, int(item), window, None if attributions is None else attributions[j])
-            for j, item in enumerate(items)
+            self._evidence(
+                ctx,
+                item,
+                window,
+                None if attributions is None else attributions[j],
+                None if dots is None or cosines is None else (dots[:, j], cosines[:, j]),
+            )
+            for j, item in enumerate(indices)
         ]
 
     def _window(self, ctx: EvidenceContext) -> _Window:
@@ -319,7 +330,12 @@ class EvidenceSource:
         )
 
     def _evidence(
-        self, ctx: EvidenceContext, item: int, window: _Window, attribution: Attribution | None
+        self,
+        ctx: EvidenceContext,
+        item: int,
+        window: _Window,
+        attribution: Attribution | None,
+        scores: tuple[np.ndarray, np.ndarray] | None,
     ) -> Evidence:
         cat = self.catalogue
         record = cat.items[item]
@@ -353,6 +369,8 @@ class EvidenceSource:
             history_vectors=window.vectors,
             history_category_counts=window.category_counts,
             history_unit_vectors=window.unit_vectors,
+            history_dots=None if scores is None else scores[0],
+            history_cosines=None if scores is None else scores[1],
             history_effects=None if attribution is None else attribution.effects,
             cited_history=(
                 attribution.necessary

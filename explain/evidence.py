@@ -207,6 +207,14 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def history_scores(
+    history_vectors: np.ndarray, history_unit_vectors: np.ndarray, item_vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dot products and cosines of every history row with every item: two [n_history, n_items]
+    matrices (`history_unit_vectors` is `unit_rows(history_vectors)`)."""
+    return history_vectors @ item_vectors.T, history_unit_vectors @ unit_rows(item_vectors).T
+
+
 def _check_vectors(name: str, vectors: np.ndarray, n_rows: int, dim: int) -> None:
     if vectors.ndim != 2 or vectors.shape != (n_rows, dim):
         raise DataError(f"{name} must have shape ({n_rows}, {dim}), got {tuple(vectors.shape)}")
@@ -239,6 +247,8 @@ def build_evidence(
     max_feedback: int = 2,
     history_category_counts: Mapping[str, int] | None = None,
     history_unit_vectors: np.ndarray | None = None,
+    history_dots: np.ndarray | None = None,
+    history_cosines: np.ndarray | None = None,
 ) -> Evidence:
     """Collect the facts that support recommending `item_id` to `user_id`.
 
@@ -251,9 +261,10 @@ def build_evidence(
     `cited_history` (history rows, e.g. a set whose removal verifiably drops the item out of the
     top-k) exactly those rows are cited, in that order, and no other.
 
-    `history_category_counts` is `category_counts(history_categories)` and `history_unit_vectors`
-    is `unit_rows(history_vectors)`, for a caller that builds evidence for many items over one
-    history and computes them once.
+    `history_category_counts` is `category_counts(history_categories)`, `history_unit_vectors`
+    is `unit_rows(history_vectors)`, and `history_dots` / `history_cosines` are this item's
+    column of `history_scores(...)`, for a caller that builds evidence for many items over one
+    history and computes them once, in one matrix product for all the items.
 
     `profile_lifts` are candidate profile facts with their lift for this item; only those above
     `min_profile_lift` are kept. A segment is kept only when the item really stands out there
@@ -271,12 +282,20 @@ def build_evidence(
     if n:
         if history_vectors is None:
             raise DataError("history_vectors are required when the history is not empty")
-        hist = np.asarray(history_vectors, dtype=np.float32)
-        _check_vectors("history_vectors", hist, n, dim)
-        dots = hist @ item_vec
-        units = unit_rows(hist) if history_unit_vectors is None else history_unit_vectors
-        cosines = units @ (item_vec / max(float(np.linalg.norm(item_vec)), 1e-12))
-        positive_mass = float(np.clip(dots, 0.0, None).sum())
+        if history_dots is None or history_cosines is None:
+            hist = np.asarray(history_vectors, dtype=np.float32)
+            _check_vectors("history_vectors", hist, n, dim)
+            units = unit_rows(hist) if history_unit_vectors is None else history_unit_vectors
+            dots, cosines = history_scores(hist, units, item_vec[None, :])
+            dots, cosines = dots[:, 0], cosines[:, 0]
+        else:
+            dots, cosines = history_dots, history_cosines
+            if dots.shape != (n,) or cosines.shape != (n,):
+                raise DataError(
+                    f"history_dots and history_cosines must have shape ({n},), "
+                    f"got {tuple(dots.shape)} and {tuple(cosines.shape)}"
+                )
+        positive_mass = float(np.maximum(dots, 0.0).sum())
         effects = None if history_effects is None else np.asarray(history_effects, dtype=np.float64)
         if effects is not None and effects.shape != (n,):
             raise DataError(f"history_effects must have shape ({n},), got {tuple(effects.shape)}")
@@ -329,7 +348,7 @@ def build_evidence(
     matches += [m for m in profile_lifts if m.lift is not None and m.lift >= min_profile_lift]
 
     feedback_evidence: list[FeedbackEvidence] = []
-    item_unit = item_vec / max(float(np.linalg.norm(item_vec)), 1e-12)
+    item_unit = unit_rows(item_vec[None, :])[0] if feedback else item_vec
     scored = []
     for event in feedback:
         if event.event not in POSITIVE_EVENTS or event.item_id == item_id:

@@ -11,7 +11,9 @@ from explain.evidence import (
     SegmentEvidence,
     build_evidence,
     evidence_from_dict,
+    history_scores,
     item_standing,
+    unit_rows,
 )
 from explainrec.errors import DataError
 from tests.explain.conftest import evidence_for, vector
@@ -113,4 +115,39 @@ def test_misaligned_inputs_are_a_data_error() -> None:
             history_titles=["x"],
             history_categories=[[]],
             history_vectors=np.zeros((1, 3), dtype=np.float32),
+        )
+
+
+def test_scores_computed_for_many_items_at_once_give_the_same_evidence() -> None:
+    rng = np.random.default_rng(3)
+    history = rng.normal(size=(6, 8)).astype(np.float32)
+    items = rng.normal(size=(4, 8)).astype(np.float32)
+    dots, cosines = history_scores(history, unit_rows(history), items)
+    assert dots.shape == cosines.shape == (6, 4)
+    common = {
+        "user_id": "u",
+        "item_title": "t",
+        "item_categories": ["Books"],
+        "history_ids": [f"h{i}" for i in range(6)],
+        "history_titles": [f"title {i}" for i in range(6)],
+        "history_categories": [["Books"]] * 6,
+        "history_vectors": history,
+    }
+    for j in range(4):
+        alone = build_evidence(item_id=f"i{j}", item_vector=items[j], **common)
+        batched = build_evidence(
+            item_id=f"i{j}",
+            item_vector=items[j],
+            history_dots=dots[:, j],
+            history_cosines=cosines[:, j],
+            **common,
+        )
+        assert batched.to_dict() == alone.to_dict()
+    with pytest.raises(DataError, match="history_dots"):
+        build_evidence(
+            item_id="i0",
+            item_vector=items[0],
+            history_dots=dots[:3, 0],
+            history_cosines=cosines[:, 0],
+            **common,
         )
