@@ -68,34 +68,80 @@ def removal_encoder(
     """
     spec = encoder.spec
     clean = {str(k): v for k, v in profile.items() if v is not None and v != ""}
-    profile_row = spec.encode_profile(clean)
+    profile_row = np.asarray(spec.encode_profile(clean), dtype=np.int64)
     user_index = spec.user_index(user_id) if user_id is not None else 0
     chosen = list(interests)
-    interest_row = spec.encode_interests(chosen) if chosen else [0.0] * len(spec.categories)
-    items = [int(i) for i in history]
-    fresh = [int(i) for i in session]
+    interest_row = np.asarray(
+        spec.encode_interests(chosen) if chosen else [0.0] * len(spec.categories), dtype=np.float32
+    )
+    items = _Sequence(history)
+    fresh = _Sequence(session)
+    no_profile = np.asarray(spec.encode_profile({}), dtype=np.int64)
+    blank = np.zeros(len(spec.categories), dtype=np.float32)
 
     def encode(removed_sets: Sequence[frozenset[int]]) -> np.ndarray:
-        if not removed_sets:
+        n = len(removed_sets)
+        if not n:
             return np.zeros((0, encoder.model.config.dim), dtype=np.float32)
-        rows = [
-            (profile_row, [i for i in items if i not in r], user_index, interest_row) for r in removed_sets
-        ]
-        folded = encoder.encode_batch(rows)
-        if not fresh:
+        window, lengths = items.windows_without(removed_sets, spec.max_history)
+        folded = encoder.encode_arrays(
+            np.tile(profile_row, (n, 1)),
+            np.full(n, user_index, dtype=np.int64),
+            np.tile(interest_row, (n, 1)),
+            window,
+            lengths,
+        )
+        if not fresh.items.size:
             return folded
-        no_profile = spec.encode_profile({})
-        blank = [0.0] * len(spec.categories)
-        kept = [[i for i in fresh if i not in r][-spec.max_history :] for r in removed_sets]
-        with_session = [j for j, s in enumerate(kept) if s]
-        if with_session:
-            session_vectors = encoder.encode_batch([(no_profile, kept[j], 0, blank) for j in with_session])
+        window, lengths = fresh.windows_without(removed_sets, spec.max_history)
+        with_session = np.flatnonzero(lengths)
+        if with_session.size:
+            m = with_session.size
+            session_vectors = encoder.encode_arrays(
+                np.tile(no_profile, (m, 1)),
+                np.zeros(m, dtype=np.int64),
+                np.tile(blank, (m, 1)),
+                window[with_session],
+                lengths[with_session],
+            )
             combined = folded[with_session] + session_vectors
             norms = np.linalg.norm(combined, axis=1, keepdims=True)
             folded[with_session] = combined / np.maximum(norms, 1e-12)
         return folded
 
     return encode
+
+
+class _Sequence:
+    """Item indices, oldest first, and where each occurs: the rows of many removal sets at once."""
+
+    def __init__(self, items: Sequence[int]) -> None:
+        self.items = np.asarray([int(i) for i in items], dtype=np.int64)
+        self.positions: dict[int, list[int]] = {}
+        for position, item in enumerate(self.items.tolist()):
+            self.positions.setdefault(item, []).append(position)
+
+    def windows_without(
+        self, removed_sets: Sequence[frozenset[int]], max_length: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each set: the last `max_length` items not in it, right-aligned in a [sets, L] matrix
+        (L the longest such window, zeros before each), and the window lengths. Equal to taking
+        `[i for i in items if i not in s][-max_length:]` per set, without a Python loop over items."""
+        kept = np.ones((len(removed_sets), self.items.size), dtype=bool)
+        rows = [
+            s for s, removed in enumerate(removed_sets) for i in removed for _ in self.positions.get(i, ())
+        ]
+        columns = [p for removed in removed_sets for i in removed for p in self.positions.get(i, ())]
+        kept[rows, columns] = False
+        # For each kept item: how many kept items there are from it to the end (1 = the last).
+        from_end = np.cumsum(kept[:, ::-1], axis=1)[:, ::-1]
+        take = kept & (from_end <= max_length)
+        lengths = take.sum(axis=1)
+        width = int(lengths.max()) if lengths.size else 0
+        window = np.zeros((len(removed_sets), width), dtype=np.int64)
+        r, c = np.nonzero(take)
+        window[r, width - from_end[r, c]] = self.items[c]
+        return window, lengths
 
 
 @dataclass(frozen=True)

@@ -61,33 +61,52 @@ class UserEncoder:
     def encode_batch(self, rows: Sequence[tuple[list[int], list[int], int, list[float]]]) -> np.ndarray:
         """Encode prepared rows (profile indices, history indices, user index, interests)."""
         length = min(self.spec.max_history, max((len(r[1]) for r in rows), default=0))
-        # Filled in numpy: a list into a numpy slice costs a fraction of a torch.tensor per row,
-        # and explanations encode a hundred rows (one per left-out history item) at a time.
-        history_np = np.zeros((len(rows), length), dtype=np.int64)
+        # Filled in numpy: a list into a numpy slice costs a fraction of a torch.tensor per row.
+        history = np.zeros((len(rows), length), dtype=np.int64)
         lengths = np.zeros(len(rows), dtype=np.int64)
         for b, (_, items, _, _) in enumerate(rows):
             kept = items[-length:] if length else []
             if kept:
-                history_np[b, length - len(kept) :] = kept
+                history[b, length - len(kept) :] = kept
                 lengths[b] = len(kept)
-        history = torch.from_numpy(history_np)
+        return self.encode_arrays(
+            np.asarray([r[0] for r in rows], dtype=np.int64).reshape(len(rows), self._n_fields),
+            np.asarray([r[2] for r in rows], dtype=np.int64),
+            np.asarray([r[3] for r in rows], dtype=np.float32).reshape(len(rows), -1),
+            history,
+            lengths,
+        )
+
+    def encode_arrays(
+        self,
+        profile: np.ndarray,
+        user_idx: np.ndarray,
+        interests: np.ndarray,
+        history: np.ndarray,
+        lengths: np.ndarray,
+    ) -> np.ndarray:
+        """Encode a batch given as arrays: profile indices [B, fields], user indices [B], interests
+        [B, categories] (all zero: derived from the history), history item indices [B, L] with
+        each row's `lengths[b]` items right-aligned (oldest first) and zeros before them."""
+        length = history.shape[1]
+        history_t = torch.from_numpy(np.ascontiguousarray(history, dtype=np.int64))
         mask = torch.from_numpy(np.arange(length)[None, :] >= (length - lengths)[:, None])
-        interests = torch.tensor(np.asarray([r[3] for r in rows], dtype=np.float32)).reshape(len(rows), -1)
-        empty = interests.sum(dim=1) == 0
+        interests_t = torch.from_numpy(np.array(interests, dtype=np.float32))
+        empty = interests_t.sum(dim=1) == 0
         if bool(empty.any()) and length:
             # No chosen interests: use the history's category distribution, as training did.
-            counts = (self._item_categories[history] * mask.unsqueeze(-1).float()).sum(dim=1)
+            counts = (self._item_categories[history_t] * mask.unsqueeze(-1).float()).sum(dim=1)
             derived = counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
-            interests = torch.where(empty.unsqueeze(1), derived, interests)
+            interests_t = torch.where(empty.unsqueeze(1), derived, interests_t)
         batch = UserBatch(
-            user_idx=torch.tensor([r[2] for r in rows], dtype=torch.long),
-            profile=torch.tensor([r[0] for r in rows], dtype=torch.long).reshape(len(rows), self._n_fields),
-            interests=interests,
-            history=history,
+            user_idx=torch.from_numpy(np.array(user_idx, dtype=np.int64)),
+            profile=torch.from_numpy(np.array(profile, dtype=np.int64)),
+            interests=interests_t,
+            history=history_t,
             history_mask=mask,
         )
         with torch.inference_mode():
-            vectors = self.model.encode_users(batch, history_vectors=self._item_vectors[history])
+            vectors = self.model.encode_users(batch, history_vectors=self._item_vectors[history_t])
             return vectors.numpy().astype(np.float32, copy=False)
 
     def _batch_row(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backend.evidence import _Competition, attribute
+from backend.evidence import _Competition, _Sequence, attribute
 
 # Items 0..5 on 3 axes. The user vector is the mean of the history's vectors (a planted tower).
 ITEMS = np.asarray(
@@ -77,3 +77,20 @@ def test_shared_competition_margins_equal_the_definition_with_ties() -> None:
             expected = brute_margins(scores, item, mask, k)
             np.testing.assert_array_equal(competition.margins(item), expected, err_msg=f"trial {trial}")
             np.testing.assert_array_equal(competition.margins(item, [1, 3]), expected[[1, 3]])
+
+
+def test_windows_without_each_set_equal_the_list_definition() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        items = rng.integers(0, 12, size=int(rng.integers(0, 15))).tolist()  # repeats included
+        sets = [
+            frozenset(rng.choice(14, size=int(rng.integers(0, 4)), replace=False).tolist()) for _ in range(6)
+        ]
+        max_length = int(rng.integers(1, 8))
+        window, lengths = _Sequence(items).windows_without(sets, max_length)
+        want = [[i for i in items if i not in s][-max_length:] for s in sets]
+        assert lengths.tolist() == [len(w) for w in want]
+        assert window.shape == (len(sets), max((len(w) for w in want), default=0))
+        for row, expected in zip(window, want, strict=True):
+            assert row[row.size - len(expected) :].tolist() == expected
+            assert not row[: row.size - len(expected)].any()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from backend.recommender import Recommender, RecQuery, Shopper
+from backend.evidence import removal_encoder
+from backend.recommender import Recommender, RecQuery, Shopper, with_session
 from embeddings.bundle import Bundle
 from explain.template import TemplateExplainer
 from explainrec.cli import main
@@ -87,3 +89,23 @@ def test_cited_history_is_necessary_on_a_real_bundle(toy_root: Path) -> None:
             partial, _ = bundle.retriever.search(remove([frozenset(cited[:-1])])[0], 5, exclude=history)
             assert scored.item.index in {int(i) for i in partial}
     assert checked > 0
+
+
+def test_a_removal_encoder_equals_encoding_each_reduced_history(toy_root: Path) -> None:
+    """One batched pass over sets of removed items gives what encoding each shorter history gives,
+    with a session (a known user's fresh likes) and with chosen interests."""
+    bundle = Bundle.load(toy_root)
+    encoder = Recommender(bundle, TemplateExplainer()).encoder
+    spec = encoder.spec
+    history = [int(i) for i in bundle.history["u00"]]
+    session = history[-2:]
+    sets = [frozenset(), frozenset(history[:1]), frozenset(history[-2:]), frozenset(history)]
+    profile = {"age": 31, "gender": "F"}
+    encode = removal_encoder(encoder, profile, history, "u00", ["Books"], session=session)
+    for removed, vector in zip(sets, encode(sets), strict=True):
+        kept = [spec.item_ids[i] for i in history if i not in removed]
+        fresh = [spec.item_ids[i] for i in session if i not in removed]
+        want = encoder.encode(profile, kept, "u00", ["Books"])
+        if fresh:
+            want = with_session(want, encoder.encode(None, fresh[-spec.max_history :], None, ()))
+        np.testing.assert_allclose(vector, want, atol=1e-6)
