@@ -134,3 +134,30 @@ def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> Non
     }
     assert set(timed) == {"recs", "recs_explain", "shopper", "ceiling", "feedback", "explained_first"}
     assert all(value > 0 for value in timed.values())
+
+
+def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_recommender.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--bundle", str(toy_bundles), "--calls", "5", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    timed = {
+        line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines() if "µs/call" in line
+    }
+    assert set(timed) == {"top10", "explained", "explained_first", "cold_start"}
+    assert all(value > 0 for value in timed.values())
+    missing = subprocess.run(
+        [sys.executable, str(script), "--bundle", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0 and "no bundle could be loaded" in missing.stderr
+    assert "Traceback" not in missing.stderr
