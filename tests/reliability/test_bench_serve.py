@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -117,47 +119,29 @@ def test_seeded_sessions_sign_in_the_bench_shoppers(tmp_path: Path, toy_bundles:
         assert client.post("/api/v1/feedback", json=feedback, headers={"X-API-Key": key}).status_code == 201
 
 
-def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> None:
-    import subprocess
-    import sys
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    script = Path(__file__).resolve().parents[2] / "scripts" / name
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_app.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--bundle", str(toy_bundles), "--requests", "5", "--rounds", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+def timings(done: subprocess.CompletedProcess[str], unit: str) -> dict[str, float]:
+    """Each printed `<scenario> <number> <unit>` line, after checking the script succeeded."""
     assert done.returncode == 0, done.stderr[-2000:]
-    timed = {
-        line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines() if "µs/request" in line
-    }
+    return {line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines() if unit in line}
+
+
+def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> None:
+    done = run_script("bench_app.py", "--bundle", str(toy_bundles), "--requests", "5", "--rounds", "1")
+    timed = timings(done, "µs/request")
     assert set(timed) == {"recs", "recs_explain", "shopper", "ceiling", "feedback", "explained_first"}
     assert all(value > 0 for value in timed.values())
 
 
 def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_recommender.py"
-    done = subprocess.run(
-        [sys.executable, str(script), "--bundle", str(toy_bundles), "--calls", "5", "--rounds", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    timed = {
-        line.split()[0]: float(line.split()[1]) for line in done.stdout.splitlines() if "µs/call" in line
-    }
+    done = run_script("bench_recommender.py", "--bundle", str(toy_bundles), "--calls", "5", "--rounds", "2")
+    timed = timings(done, "µs/call")
     assert set(timed) == {"top10", "explained", "explained_first", "cold_start"}
     assert all(value > 0 for value in timed.values())
-    missing = subprocess.run(
-        [sys.executable, str(script), "--bundle", str(tmp_path / "nope")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = run_script("bench_recommender.py", "--bundle", str(tmp_path / "nope"))
     assert missing.returncode != 0 and "no bundle could be loaded" in missing.stderr
     assert "Traceback" not in missing.stderr
