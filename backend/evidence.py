@@ -74,8 +74,8 @@ def removal_encoder(
     interest_row = np.asarray(
         spec.encode_interests(chosen) if chosen else [0.0] * len(spec.categories), dtype=np.float32
     )
-    items = _Sequence(history)
-    fresh = _Sequence(session)
+    items = _OrderedItems(history)
+    fresh = _OrderedItems(session)
     no_profile = np.asarray(spec.encode_profile({}), dtype=np.int64)
     blank = np.zeros(len(spec.categories), dtype=np.float32)
 
@@ -112,7 +112,7 @@ def removal_encoder(
     return encode
 
 
-class _Sequence:
+class _OrderedItems:
     """Item indices, oldest first, and where each occurs: the rows of many removal sets at once."""
 
     def __init__(self, items: Sequence[int]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backend.evidence import _Competition, _Sequence, attribute
+from backend.evidence import _Competition, _OrderedItems, attribute
 
 # Items 0..5 on 3 axes. The user vector is the mean of the history's vectors (a planted tower).
 ITEMS = np.asarray(
@@ -87,7 +87,7 @@ def test_windows_without_each_set_equal_the_list_definition() -> None:
             frozenset(rng.choice(14, size=int(rng.integers(0, 4)), replace=False).tolist()) for _ in range(6)
         ]
         max_length = int(rng.integers(1, 8))
-        window, lengths = _Sequence(items).windows_without(sets, max_length)
+        window, lengths = _OrderedItems(items).windows_without(sets, max_length)
         want = [[i for i in items if i not in s][-max_length:] for s in sets]
         assert lengths.tolist() == [len(w) for w in want]
         assert window.shape == (len(sets), max((len(w) for w in want), default=0))
