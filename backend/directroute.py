@@ -8,8 +8,10 @@ return value. `DirectRoute` hands Starlette the endpoint itself instead (FastAPI
 hook for this, `APIRoute.get_route_handler`); routing, the exception handlers, the middlewares
 and the OpenAPI entry (response model, `openapi_extra`) stay FastAPI's.
 
-    @router.api_route("", methods=["GET"], route_class_override=DirectRoute, response_model=...)
     async def route(request: Request) -> Response: ...
+
+    # add_api_route, not the decorators: only it takes route_class_override.
+    router.add_api_route("", route, methods=["GET"], route_class_override=DirectRoute, response_model=...)
 
 It accepts only such endpoints, so nothing FastAPI would have done for a declared parameter or a
 dependency can be skipped by mistake: anything else fails when the route is created.
