@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from embeddings.towers import UserBatch
+from embeddings.towers import UserBatch, interests_from_history
 from explainrec.errors import DataError
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ class UserEncoder:
         empty = interests_t.sum(dim=1) == 0
         if bool(empty.any()) and length:
             # No chosen interests: use the history's category distribution, as training did.
-            counts = (self._item_categories[history_t] * mask.unsqueeze(-1).float()).sum(dim=1)
-            derived = counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
+            derived = interests_from_history(self._item_categories, history_t, mask)
             interests_t = torch.where(empty.unsqueeze(1), derived, interests_t)
         batch = UserBatch(
             user_idx=torch.from_numpy(np.array(user_idx, dtype=np.int64)),
@@ -106,7 +105,8 @@ class UserEncoder:
             history_mask=mask,
         )
         with torch.inference_mode():
-            vectors = self.model.encode_users(batch, history_vectors=self._item_vectors[history_t])
+            # The whole table, not the history's rows: pooling gathers only what the tower reads.
+            vectors = self.model.encode_users(batch, item_vectors=self._item_vectors)
             return vectors.numpy().astype(np.float32, copy=False)
 
     def _batch_row(

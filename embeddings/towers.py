@@ -93,20 +93,35 @@ def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequentia
 _DENSE_POOL_MAX_ROWS = 50_000
 
 
+def _masked_sum(history: Tensor, mask: Tensor, table: Tensor) -> tuple[Tensor, Tensor]:
+    """Per history: the sum of `table` rows over its masked entries [B, d] and their count [B, 1].
+    Via a [B, n_rows] weight matrix: one matrix product instead of a [B, L, d] gather, so long
+    histories cost little."""
+    if table.shape[0] > _DENSE_POOL_MAX_ROWS:
+        m = mask.to(table.dtype).unsqueeze(-1)
+        return (table[history] * m).sum(dim=1), m.sum(dim=1)
+    weights = torch.zeros((history.shape[0], table.shape[0]), dtype=table.dtype, device=table.device)
+    weights.scatter_add_(1, history, mask.to(table.dtype))
+    return weights @ table, weights.sum(dim=1, keepdim=True)
+
+
 def _mean_pool(
     history: Tensor, mask: Tensor, table: Tensor, norm: Literal["mean", "sqrt"] = "mean"
 ) -> Tensor:
-    """Masked mean (or sum / sqrt(count)) of `table` rows over each history, via a [B, n_rows]
-    weight matrix: one matrix product instead of a [B, L, d] gather, so long histories cost little."""
-    if table.shape[0] > _DENSE_POOL_MAX_ROWS:
-        m = mask.to(table.dtype).unsqueeze(-1)
-        total, count = (table[history] * m).sum(dim=1), m.sum(dim=1)
-    else:
-        weights = torch.zeros((history.shape[0], table.shape[0]), dtype=table.dtype, device=table.device)
-        weights.scatter_add_(1, history, mask.to(table.dtype))
-        total, count = weights @ table, weights.sum(dim=1, keepdim=True)
+    """Masked mean (or sum / sqrt(count)) of `table` rows over each history."""
+    total, count = _masked_sum(history, mask, table)
     count = count.clamp(min=1e-6)
     return total / (count.sqrt() if norm == "sqrt" else count)
+
+
+def interests_from_history(item_categories: Tensor, history: Tensor, mask: Tensor) -> Tensor:
+    """[B, n_categories] category distribution of each masked history (zeros when empty).
+
+    Category rows are 0/1, so the counts are whole numbers: exact in float32 whatever the order
+    of summation. Autocast is off so that mixed-precision training does not round them."""
+    with torch.autocast(history.device.type, enabled=False):
+        counts, _ = _masked_sum(history, mask, item_categories.float())
+    return counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
 
 
 class TwoTowerModel(nn.Module):

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from embeddings.features import NUMERIC_PROFILE_FIELDS, FeatureSpec, quantile_edges
-from embeddings.towers import ItemFeatures, UserBatch
+from embeddings.towers import ItemFeatures, UserBatch, interests_from_history
 from explainrec.errors import DataError
 from training.data.schema import Dataset
 from training.text import TEXT_DIM, embed_texts
@@ -153,12 +153,6 @@ def pad_histories(histories: Sequence[Sequence[int]], length: int) -> tuple[Tens
             out[row, length - len(kept):] = torch.tensor(kept, dtype=torch.long)
             mask[row, length - len(kept):] = True
     return out, mask
-
-
-def interests_from_history(item_categories: Tensor, history: Tensor, mask: Tensor) -> Tensor:
-    """[B, n_categories] category distribution of each masked history (zeros when empty)."""
-    counts = (item_categories[history] * mask.unsqueeze(-1).float()).sum(dim=1)
-    return counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
 
 
 @dataclass

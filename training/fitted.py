@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 
 from embeddings.features import FeatureSpec
-from embeddings.towers import TwoTowerModel, UserBatch
-from training.features import interests_from_history, pad_histories, profile_rows, recent_histories
+from embeddings.towers import TwoTowerModel, UserBatch, interests_from_history
+from training.features import pad_histories, profile_rows, recent_histories
 
 
 @dataclass

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
-from embeddings.towers import TwoTowerModel, UserBatch
+from embeddings.towers import TwoTowerModel, UserBatch, interests_from_history
 from training.evaluation.metrics import per_user_metrics
-from training.features import UserTable, interests_from_history
+from training.features import UserTable
 from training.loss import full_softmax_loss, sampled_softmax_loss, weighted_mean
 from training.train_config import FeatureSection, LossSection, OptimSection
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from embeddings.towers import ItemFeatures, TwoTowerConfig, TwoTowerModel, UserBatch, _mean_pool
+from embeddings import towers
+from embeddings.towers import (
+    ItemFeatures,
+    TwoTowerConfig,
+    TwoTowerModel,
+    UserBatch,
+    _mean_pool,
+    interests_from_history,
+)
 
 N_USERS, N_ITEMS, N_CATS, TEXT = 6, 12, 3, 5
 
@@ -116,3 +124,29 @@ def test_sqrt_pooled_history_embedding_grows_with_repeated_evidence_and_ignores_
 def test_untied_history_needs_its_own_embedding() -> None:
     with pytest.raises(ValueError, match="history_item_embedding"):
         make_model(history_tied=False)
+
+
+def _interests_by_gather(categories: torch.Tensor, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The definition: each history row's category rows, masked, summed, normalised."""
+    counts = (categories[history] * mask.unsqueeze(-1).float()).sum(dim=1)
+    return counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_interests_from_history_equal_the_gathered_definition_exactly(
+    dense: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not dense:  # a catalogue above the dense limit gathers rows instead
+        monkeypatch.setattr(towers, "_DENSE_POOL_MAX_ROWS", 0)
+    generator = torch.Generator().manual_seed(0)
+    categories = (torch.rand(40, 7, generator=generator) < 0.3).float()
+    history = torch.randint(0, 40, (9, 300), generator=generator)  # repeats, long histories
+    mask = torch.rand(9, 300, generator=generator) < 0.8
+    mask[0] = False  # an empty history: all zeros
+    got = interests_from_history(categories, history, mask)
+    assert torch.equal(got, _interests_by_gather(categories, history, mask))
+    assert torch.equal(got[0], torch.zeros(7))
+    # Mixed precision would round counts above 256 in bf16: the counts stay float32.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = interests_from_history(categories, history, mask)
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, got)
