@@ -9,8 +9,10 @@ path can be measured in seconds. Every request is computed (the response cache i
 scenario first asks once for every user it will use, so the numbers are the repeat path (shopper
 state and session checks cached), except `explained_first`, which times each user's first
 explained list (the counterfactual attribution through the user tower). The same bare FastAPI
-endpoint as `bench serve`'s ceiling is timed the same way. Prints one line per scenario
-(µs per request, median of `--rounds`); `--profile NAME` adds cProfile's top functions.
+endpoint as `bench serve`'s ceiling is timed the same way. `feedback` sends one write at a time
+(each its own commit); `feedback_x32` sends waves of 32 at once, as `bench serve`'s 32 users do,
+so that they share commits. Prints one line per scenario (µs per request, median of `--rounds`,
+and writes per commit for the writes); `--profile NAME` adds cProfile's top functions.
 """
 
 from __future__ import annotations
@@ -97,14 +99,16 @@ def click(rng: random.Random, users: list[str], items: list[str]) -> bytes:
     return json.dumps(body).encode()
 
 
-async def timed(requests: Callable[[], Awaitable[int]], n: int) -> float:
-    """Mean CPU µs of `n` requests (process time: the event loop and its threads)."""
+async def timed(requests: Callable[[], Awaitable[int]], n: int, concurrency: int = 1) -> float:
+    """Mean CPU µs per request of `n` requests sent in waves of `concurrency` at once (process
+    time: the event loop and its threads)."""
+    waves = max(1, n // concurrency)
     begin = time.process_time()
-    for _ in range(n):
-        status = await requests()
-        if status not in (200, 201):
-            raise SystemExit(f"a request answered {status}")
-    return (time.process_time() - begin) / n * 1e6
+    for _ in range(waves):
+        for status in await asyncio.gather(*(requests() for _ in range(concurrency))):
+            if status not in (200, 201):
+                raise SystemExit(f"a request answered {status}")
+    return (time.process_time() - begin) / (waves * concurrency) * 1e6
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -148,18 +152,26 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         # Last: each write empties the caches the read scenarios above are measured with.
         "feedback": lambda: call(app, "/api/v1/feedback", "", by_key, click(rng, users, items)),
     }
+    # 32 writes in flight, as `bench serve` sends them: they share commits (backend/feedbackwriter.py).
+    scenarios["feedback_x32"] = scenarios["feedback"]
+    concurrency = {"feedback_x32": 32}
     for user_id in users:  # every user once: state, session and explanation caches filled
         await call(app, recs, f"user_id={user_id}&k=10&explain=true", by_key)
     for headers in shoppers:
         await call(app, recs, "k=10&explain=true", headers)
     profile: pstats.Stats | None = None
     for name, requests in scenarios.items():
-        rounds = [await timed(requests, args.requests) for _ in range(args.rounds)]
-        print(f"{name:16s} {statistics.median(rounds):8.1f} µs/request", flush=True)
+        writer = state.feedback_writer
+        batches, writes = writer.batches, writer.writes
+        rounds = [await timed(requests, args.requests, concurrency.get(name, 1)) for _ in range(args.rounds)]
+        line = f"{name:16s} {statistics.median(rounds):8.1f} µs/request"
+        if writer.batches > batches:
+            line += f"  ({(writer.writes - writes) / (writer.batches - batches):.1f} writes per commit)"
+        print(line, flush=True)
         if name == args.profile:  # right away: later scenarios (feedback) change the state
             profiler = cProfile.Profile()
             profiler.enable()
-            await timed(requests, args.requests)
+            await timed(requests, args.requests, concurrency.get(name, 1))
             profiler.disable()
             profile = pstats.Stats(profiler)
     # Each user's first explained list, on a fresh app: attribution through the user tower.
@@ -187,7 +199,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario; the median is shown")
     parser.add_argument(
         "--profile",
-        choices=["recs", "recs_explain", "shopper", "ceiling", "feedback"],
+        choices=["recs", "recs_explain", "shopper", "ceiling", "feedback", "feedback_x32"],
         help="cProfile this scenario",
     )
     parser.add_argument(

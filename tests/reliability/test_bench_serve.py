@@ -133,8 +133,23 @@ def timings(done: subprocess.CompletedProcess[str], unit: str) -> dict[str, floa
 def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> None:
     done = run_script("bench_app.py", "--bundle", str(toy_bundles), "--requests", "5", "--rounds", "1")
     timed = timings(done, "µs/request")
-    assert set(timed) == {"recs", "recs_explain", "shopper", "ceiling", "feedback", "explained_first"}
+    assert set(timed) == {
+        "recs",
+        "recs_explain",
+        "shopper",
+        "ceiling",
+        "feedback",
+        "feedback_x32",
+        "explained_first",
+    }
     assert all(value > 0 for value in timed.values())
+    # Writes sent together share commits; one at a time, each has its own.
+    per_commit = {
+        line.split()[0]: float(line.split("(")[1].split()[0])
+        for line in done.stdout.splitlines()
+        if "per commit" in line
+    }
+    assert per_commit["feedback"] == 1.0 and per_commit["feedback_x32"] > 1.0
 
 
 def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path: Path) -> None:
