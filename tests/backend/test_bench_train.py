@@ -41,3 +41,18 @@ def test_bench_train_reports_each_epoch_and_the_best(tmp_path: Path) -> None:
 def test_bench_train_refuses_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "train", "--config", str(ROOT / "configs/demo.yaml"), "--max-epochs", "0"]) == 2
     assert "--max-epochs must be at least 1" in capsys.readouterr().err
+
+
+def test_bench_train_runs_the_gpu_recipe_in_bf16_on_the_cpu(tmp_path: Path) -> None:
+    # docs/gpu.md's command uses bf16-mixed and a large batch; the same code path runs under CPU
+    # autocast here, so a GPU session starts from a recipe that is known to train.
+    out = tmp_path / "train.json"
+    args = ["bench", "train", "--config", str(ROOT / "configs/demo.yaml"), "--max-epochs", "2"]
+    args += ["--batch-size", "512", "--precision", "bf16-mixed", "--json", str(out)]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    report = json.loads(out.read_text("utf-8"))
+    assert report["precision"] == "bf16-mixed" and report["batch_size"] == 512
+    assert all(0 <= e["val_ndcg@10"] <= 1 and e["samples"] > 0 for e in report["epochs"])
+    assert report["best_val_ndcg@10"] > 0
