@@ -5,13 +5,16 @@ The catalogue is public (no credentials needed), like a shop's product pages.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from backend.deps import RecommenderDep
 from backend.errors import ERROR_RESPONSES
+from backend.recommender import Recommender
 from backend.schemas import ITEM_EXAMPLE, ItemOut, ScoredItemOut
 
 router = APIRouter(prefix="/api/v1/items", tags=["items"], responses=ERROR_RESPONSES)
@@ -78,17 +81,64 @@ def get_item(item_id: ItemIdPath, recommender: RecommenderDep) -> ItemDetail:
     )
 
 
+class _BodyCache:
+    """Encoded answers by (item id, k), least recently used first out, at most `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bodies: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self.size = 0
+
+    def get(self, key: tuple[str, int]) -> bytes | None:
+        body = self.bodies.get(key)
+        if body is not None:
+            self.bodies.move_to_end(key)
+        return body
+
+    def put(self, key: tuple[str, int], body: bytes) -> None:
+        old = self.bodies.pop(key, None)
+        self.size += len(body) - (len(old) if old is not None else 0)
+        self.bodies[key] = body
+        while self.size > self.max_bytes and self.bodies:
+            self.size -= len(self.bodies.popitem(last=False)[1])
+
+
+# Encoded answers per served Recommender: the same item and k give the same bytes until another
+# bundle is served (a swapped-out Recommender takes its entries with it). Bounded by bytes: a
+# k=10 answer is ~1.5 KB, a k=100 one ~15 KB.
+_SIMILAR_BODY_BYTES = 8 << 20
+_similar_bodies: weakref.WeakKeyDictionary[Recommender, _BodyCache] = weakref.WeakKeyDictionary()
+
+
+def similar_body(recommender: Recommender, item_id: str, k: int) -> bytes:
+    """The JSON of `SimilarResponse` for this item and k; the caller has checked that the item
+    exists (a 404 otherwise)."""
+    cache = _similar_bodies.get(recommender)
+    if cache is None:
+        cache = _similar_bodies.setdefault(recommender, _BodyCache(_SIMILAR_BODY_BYTES))
+    body = cache.get((item_id, k))
+    if body is None:
+        # One FAISS query, well under a millisecond: cheaper on the event loop than a thread hand-off.
+        body = (
+            SimilarResponse(
+                item_id=item_id,
+                model_version=recommender.version,
+                items=[ScoredItemOut.scored(s) for s in recommender.similar(item_id, k)],
+            )
+            .model_dump_json()
+            .encode()
+        )
+        cache.put((item_id, k), body)
+    return body
+
+
 @router.get(
     "/{item_id}/similar", response_model=SimilarResponse, summary="Nearest items in the item tower's space"
 )
 async def similar_items(
     item_id: ItemIdPath, recommender: RecommenderDep, k: Annotated[int, Query(ge=1, le=100)] = 10
-) -> SimilarResponse:
-    # One FAISS query, well under a millisecond: cheaper on the event loop than a thread hand-off.
+) -> Response:
     if recommender.item(item_id) is None:
         raise HTTPException(404, f"unknown item id {item_id!r}")
-    return SimilarResponse(
-        item_id=item_id,
-        model_version=recommender.version,
-        items=[ScoredItemOut.scored(s) for s in recommender.similar(item_id, k)],
-    )
+    # Returned as bytes: FastAPI would validate and encode the same model again on every request.
+    return Response(similar_body(recommender, item_id, k), media_type="application/json")

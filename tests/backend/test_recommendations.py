@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+import pytest
 from fastapi.testclient import TestClient
+
+from backend.routes import items as items_routes
+from backend.routes.items import _BodyCache, similar_body
 
 EVEN_TASTE = {"Books", "Games"}
 ODD_TASTE = {"Garden", "Kitchen"}
@@ -115,6 +122,46 @@ def test_catalogue_routes(client: TestClient) -> None:
     assert client.get("/api/v1/items/nope/similar").status_code == 404
     assert client.get("/api/v1/items", params={"category": "Nope"}).status_code == 422
     assert client.get("/api/v1/items", params={"limit": 0}).status_code == 422
+
+
+def test_similar_items_are_encoded_once_per_item_k_and_served_model(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recommender = client.app.state.service.recommender  # type: ignore[attr-defined]
+    searches: list[tuple[str, int]] = []
+    search = recommender.similar
+
+    def counted(item_id: str, k: int) -> list[Any]:
+        searches.append((item_id, k))
+        return search(item_id, k)
+
+    monkeypatch.setattr(recommender, "similar", counted)
+    monkeypatch.delitem(items_routes._similar_bodies, recommender, raising=False)  # other tests' answers
+    first = client.get("/api/v1/items/i05/similar", params={"k": 3})
+    again = client.get("/api/v1/items/i05/similar", params={"k": 3})
+    other_k = client.get("/api/v1/items/i05/similar", params={"k": 2})
+    assert first.status_code == again.status_code == other_k.status_code == 200
+    assert first.headers["content-type"] == "application/json"
+    assert first.content == again.content and searches == [("i05", 3), ("i05", 2)]
+    body = first.json()
+    assert body["item_id"] == "i05" and body["model_version"] == recommender.version
+    expected = [(s.item.item_id, round(s.score, 6)) for s in search("i05", 3)]
+    assert [(it["item_id"], it["score"]) for it in body["items"]] == expected
+    assert other_k.json()["items"] == body["items"][:2]
+    # Another served model answers from its own entries, never from the old one's.
+    assert similar_body(copy.copy(recommender), "i05", 3) == first.content
+    assert searches == [("i05", 3), ("i05", 2), ("i05", 3)]
+
+
+def test_similar_body_cache_stays_within_its_bytes() -> None:
+    cache = _BodyCache(max_bytes=10)
+    cache.put(("a", 1), b"12345")
+    cache.put(("b", 1), b"12345")
+    assert cache.get(("a", 1)) == b"12345"  # now the most recently used
+    cache.put(("c", 1), b"123")
+    assert cache.get(("b", 1)) is None and cache.get(("a", 1)) == b"12345" and cache.size == 8
+    cache.put(("a", 1), b"1")  # a replaced entry counts once
+    assert cache.size == 4 and cache.get(("c", 1)) == b"123"
 
 
 def test_segments_and_model(client: TestClient) -> None:
