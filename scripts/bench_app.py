@@ -9,7 +9,8 @@ path can be measured in seconds. Every request is computed (the response cache i
 scenario first asks once for every user it will use, so the numbers are the repeat path (shopper
 state and session checks cached), except `explained_first`, which times each user's first
 explained list (the counterfactual attribution through the user tower). The same bare FastAPI
-endpoint as `bench serve`'s ceiling is timed the same way. `feedback` sends one write at a time
+endpoint as `bench serve`'s ceiling is timed the same way, and `similar` (a random item's
+similar items, no credentials) as product pages ask for it. `feedback` sends one write at a time
 (each its own commit); `feedback_x32` sends waves of 32 at once, as `bench serve`'s 32 users do,
 so that they share commits. Prints one line per scenario (µs per request, median of `--rounds`,
 and writes per commit for the writes); `--profile NAME` adds cProfile's top functions.
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -144,10 +146,15 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
     ceiling = ceiling_app()
     rng = random.Random(0)
     recs = "/api/v1/recommendations"
+
+    def similar_path(item_id: str) -> str:
+        return f"/api/v1/items/{quote(item_id, safe='')}/similar"
+
     scenarios: dict[str, Callable[[], Awaitable[int]]] = {
         "recs": lambda: call(app, recs, f"user_id={rng.choice(users)}&k=10", by_key),
         "recs_explain": lambda: call(app, recs, f"user_id={rng.choice(users)}&k=10&explain=true", by_key),
         "shopper": lambda: call(app, recs, "k=10&explain=true", rng.choice(shoppers)),
+        "similar": lambda: call(app, similar_path(rng.choice(items)), "k=10", []),
         "ceiling": lambda: call(ceiling, "/ceiling", "", []),
         # Last: each write empties the caches the read scenarios above are measured with.
         "feedback": lambda: call(app, "/api/v1/feedback", "", by_key, click(rng, users, items)),
@@ -199,7 +206,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per scenario; the median is shown")
     parser.add_argument(
         "--profile",
-        choices=["recs", "recs_explain", "shopper", "ceiling", "feedback", "feedback_x32"],
+        choices=["recs", "recs_explain", "shopper", "similar", "ceiling", "feedback", "feedback_x32"],
         help="cProfile this scenario",
     )
     parser.add_argument(

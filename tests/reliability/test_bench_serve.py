@@ -137,6 +137,7 @@ def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> Non
         "recs",
         "recs_explain",
         "shopper",
+        "similar",
         "ceiling",
         "feedback",
         "feedback_x32",
