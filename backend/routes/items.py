@@ -5,6 +5,7 @@ The catalogue is public (no credentials needed), like a shop's product pages.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from typing import Annotated, Any
@@ -88,19 +89,22 @@ class _BodyCache:
         self.max_bytes = max_bytes
         self.bodies: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self.size = 0
+        self._lock = threading.Lock()  # one event loop per worker, but tests run apps on threads
 
     def get(self, key: tuple[str, int]) -> bytes | None:
-        body = self.bodies.get(key)
-        if body is not None:
-            self.bodies.move_to_end(key)
-        return body
+        with self._lock:
+            body = self.bodies.get(key)
+            if body is not None:
+                self.bodies.move_to_end(key)
+            return body
 
     def put(self, key: tuple[str, int], body: bytes) -> None:
-        old = self.bodies.pop(key, None)
-        self.size += len(body) - (len(old) if old is not None else 0)
-        self.bodies[key] = body
-        while self.size > self.max_bytes and self.bodies:
-            self.size -= len(self.bodies.popitem(last=False)[1])
+        with self._lock:
+            old = self.bodies.pop(key, None)
+            self.size += len(body) - (len(old) if old is not None else 0)
+            self.bodies[key] = body
+            while self.size > self.max_bytes and self.bodies:
+                self.size -= len(self.bodies.popitem(last=False)[1])
 
 
 # Encoded answers per served Recommender: the same item and k give the same bytes until another
