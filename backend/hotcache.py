@@ -170,7 +170,7 @@ class DatabaseWatch:
                 self._connection = None
 
 
-class _Lru(Generic[V]):
+class Lru(Generic[V]):
     """Least recently used entries with an expiry; bounded by count and, given `weigh`, by the
     total weight of the values (bytes, for responses)."""
 
@@ -238,11 +238,11 @@ class HotCache:
         self.watch = watch
         self.key_ttl_s = key_ttl_s
         self.shopper_ttl_s = shopper_ttl_s
-        self._keys: _Lru[tuple[str, ApiKeyRecord | None]] = _Lru(size)
-        self._shoppers: _Lru[Shopper] = _Lru(size)
-        self._sessions: _Lru[tuple[str, SessionRecord]] = _Lru(size)
+        self._keys: Lru[tuple[str, ApiKeyRecord | None]] = Lru(size)
+        self._shoppers: Lru[Shopper] = Lru(size)
+        self._sessions: Lru[tuple[str, SessionRecord]] = Lru(size)
         # Bounded by bytes (a top-10 body is ~1.5 KB, a top-100 with explanations ~40 KB).
-        self._responses: _Lru[_StoredResponse] = _Lru(size, response_bytes, _response_weight)
+        self._responses: Lru[_StoredResponse] = Lru(size, response_bytes, _response_weight)
         self._version: int | None = None
         self._keys_epoch: int | None = None
         self._state_epoch: int | None = None

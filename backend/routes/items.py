@@ -5,9 +5,9 @@ The catalogue is public (no credentials needed), like a shop's product pages.
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
-from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from backend.deps import RecommenderDep
 from backend.errors import ERROR_RESPONSES
+from backend.hotcache import Lru, Missing
 from backend.recommender import Recommender
 from backend.schemas import ITEM_EXAMPLE, ItemOut, ScoredItemOut
 
@@ -82,46 +83,23 @@ def get_item(item_id: ItemIdPath, recommender: RecommenderDep) -> ItemDetail:
     )
 
 
-class _BodyCache:
-    """Encoded answers by (item id, k), least recently used first out, at most `max_bytes`."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bodies: OrderedDict[tuple[str, int], bytes] = OrderedDict()
-        self.size = 0
-        self._lock = threading.Lock()  # one event loop per worker, but tests run apps on threads
-
-    def get(self, key: tuple[str, int]) -> bytes | None:
-        with self._lock:
-            body = self.bodies.get(key)
-            if body is not None:
-                self.bodies.move_to_end(key)
-            return body
-
-    def put(self, key: tuple[str, int], body: bytes) -> None:
-        with self._lock:
-            old = self.bodies.pop(key, None)
-            self.size += len(body) - (len(old) if old is not None else 0)
-            self.bodies[key] = body
-            while self.size > self.max_bytes and self.bodies:
-                self.size -= len(self.bodies.popitem(last=False)[1])
-
-
 # Encoded answers per served Recommender: the same item and k give the same bytes until another
 # bundle is served (a swapped-out Recommender takes its entries with it). Bounded by bytes: a
 # k=10 answer is ~1.5 KB, a k=100 one ~15 KB.
 _SIMILAR_BODY_BYTES = 8 << 20
-_similar_bodies: weakref.WeakKeyDictionary[Recommender, _BodyCache] = weakref.WeakKeyDictionary()
+_similar_bodies: weakref.WeakKeyDictionary[Recommender, Lru[bytes]] = weakref.WeakKeyDictionary()
+_similar_lock = threading.Lock()  # one event loop per worker, but tests run apps on threads
 
 
 def similar_body(recommender: Recommender, item_id: str, k: int) -> bytes:
     """The JSON of `SimilarResponse` for this item and k; the caller has checked that the item
     exists (a 404 otherwise)."""
-    cache = _similar_bodies.get(recommender)
-    if cache is None:
-        cache = _similar_bodies.setdefault(recommender, _BodyCache(_SIMILAR_BODY_BYTES))
-    body = cache.get((item_id, k))
-    if body is None:
+    with _similar_lock:
+        cache = _similar_bodies.get(recommender)
+        if cache is None:
+            cache = _similar_bodies[recommender] = Lru(1_000_000, _SIMILAR_BODY_BYTES, len)
+        body = cache.get((item_id, k), 0.0)
+    if isinstance(body, Missing):
         # One FAISS query, well under a millisecond: cheaper on the event loop than a thread hand-off.
         body = (
             SimilarResponse(
@@ -132,7 +110,8 @@ def similar_body(recommender: Recommender, item_id: str, k: int) -> bytes:
             .model_dump_json()
             .encode()
         )
-        cache.put((item_id, k), body)
+        with _similar_lock:
+            cache.put((item_id, k), body, math.inf)  # no expiry: only a bundle swap changes it
     return body
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from backend.hotcache import MISS, Lru
 from backend.routes import items as items_routes
-from backend.routes.items import _BodyCache, similar_body
+from backend.routes.items import similar_body
 
 EVEN_TASTE = {"Books", "Games"}
 ODD_TASTE = {"Garden", "Kitchen"}
@@ -153,15 +155,19 @@ def test_similar_items_are_encoded_once_per_item_k_and_served_model(
     assert searches == [("i05", 3), ("i05", 2), ("i05", 3)]
 
 
-def test_similar_body_cache_stays_within_its_bytes() -> None:
-    cache = _BodyCache(max_bytes=10)
-    cache.put(("a", 1), b"12345")
-    cache.put(("b", 1), b"12345")
-    assert cache.get(("a", 1)) == b"12345"  # now the most recently used
-    cache.put(("c", 1), b"123")
-    assert cache.get(("b", 1)) is None and cache.get(("a", 1)) == b"12345" and cache.size == 8
-    cache.put(("a", 1), b"1")  # a replaced entry counts once
-    assert cache.size == 4 and cache.get(("c", 1)) == b"123"
+def test_lru_by_bytes_stays_within_its_bytes() -> None:
+    # The bound the similar-items answers are kept under (Lru(..., max_bytes, len)).
+    cache: Lru[bytes] = Lru(100, 10, len)
+    cache.put(("a", 1), b"12345", math.inf)
+    cache.put(("b", 1), b"12345", math.inf)
+    assert cache.get(("a", 1), 0.0) == b"12345"  # now the most recently used
+    cache.put(("c", 1), b"123", math.inf)
+    assert cache.get(("b", 1), 0.0) is MISS and cache.get(("a", 1), 0.0) == b"12345"
+    cache.put(("a", 1), b"1", math.inf)  # a replaced entry counts once
+    cache.put(("d", 1), b"123456", math.inf)
+    assert [cache.get((key, 1), 0.0) for key in "acd"] == [b"1", b"123", b"123456"]
+    cache.put(("e", 1), b"x" * 11, math.inf)  # larger than the bound: not kept, nothing evicted
+    assert cache.get(("e", 1), 0.0) is MISS and len(cache) == 3
 
 
 def test_segments_and_model(client: TestClient) -> None:
