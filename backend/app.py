@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from backend.db.engine import make_engine, make_session_factory, upgrade_database
 from backend.errors import install_error_handlers
@@ -44,6 +45,9 @@ from explainrec import __version__
 from explainrec.errors import BundleError
 
 log = logging.getLogger("explainrec.backend")
+
+# FastAPI's own defaults (all on) check the global OpenTelemetry providers on every request.
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 DESCRIPTION = """Explained recommendations from a two-tower model.
 
@@ -81,7 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.cache.watch.close()
         engine.dispose()
 
-    app = FastAPI(title="explainrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="explainrec",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
+    )
     app.state.service = state
     install_error_handlers(app, settings.retry_after_s)
     # The busiest routes first: FastAPI tries the routers in this order on every request.

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="After loading a bundle, collect garbage once and exclude the survivors from "
         "later collections (gc.freeze): no 60-120 ms collector pauses mid-request.",
     )
+    opentelemetry: bool = Field(
+        default=False,
+        description="FastAPI's native OpenTelemetry spans, metrics and logs through the global "
+        "providers (install and configure an OpenTelemetry SDK). Off, no request asks whether a "
+        "provider is configured: some 15 µs a request, a tenth of the cheapest route.",
+    )
     response_cache: bool = Field(
         default=True,
         description="Answer a repeated request for recommendations (any read key, or the same "

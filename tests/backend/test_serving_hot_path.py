@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -383,3 +384,28 @@ def test_stored_responses_follow_their_own_shopper(tmp_path: Path) -> None:
     cache.sync()
     assert cache.response(("/r", b"u2")) is MISS and cache.response(("/r", b"u3")) is MISS
     cache.watch.close()
+
+
+def test_opentelemetry_is_off_by_default_and_on_when_asked(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off, no request asks OpenTelemetry for its providers (a per-request cost); on, FastAPI's
+    native telemetry looks for them on every request as it does by default."""
+    from opentelemetry import trace
+
+    asked: list[int] = []
+    real = trace.get_tracer_provider
+
+    def counting() -> trace.TracerProvider:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counting)
+    for enabled in (False, True):
+        asked.clear()
+        app = create_app(settings.model_copy(update={"opentelemetry": enabled}))
+        with TestClient(app) as client:
+            asked.clear()
+            for _ in range(3):
+                assert client.get("/healthz").status_code == 200
+        assert (len(asked) >= 3) is enabled
