@@ -14,13 +14,13 @@ the last one answers. Output (issue 9):
      "feedback_to_next_recs": {"p50_ms", "p95_ms", "n"}}   # unloaded, measured first
 
 Scenarios: `recs` (API key, random known users, top-10), `recs_explain` (the same with template
-explanations), `cold_start` (profile form + 2 liked items), `similar` (items like an item),
-`shopper` (one signed-in session per locust user, each asking for its own explained top-10 as
-the web UI does), `feedback` (API-key writes to SQLite) and `mixed` (9 top-10 reads to 1 write,
-each write dropping that shopper's stored answers). Repeated reads of recommendations are answered from
-memory by default (backend/readcache.py), so after each user's first request the recs and
-shopper scenarios measure that path; `--no-response-cache` serves with it off, so that every
-request is computed.
+explanations), `cold_start` (profile form + 2 liked items), `similar` (items like an item), `item`
+(an item's details, the other product-page call), `shopper` (one signed-in session per locust
+user, each asking for its own explained top-10 as the web UI does), `feedback` (API-key writes to
+SQLite) and `mixed` (9 top-10 reads to 1 write, each write dropping that shopper's stored
+answers). Repeated reads of recommendations are answered from memory by default
+(backend/readcache.py), so after each user's first request the recs and shopper scenarios
+measure that path; `--no-response-cache` serves with it off, so that every request is computed.
 `--profile SCENARIO` also samples the server worker with py-spy during that scenario and
 prints where its time goes. This module doubles as the locustfile: the user classes below are
 defined only inside the locust process (EXPLAINREC_BENCH_LOCUST=1), so importing it for the
@@ -61,6 +61,7 @@ SCENARIOS = {  # scenario name -> locust user class defined below
     "recs_explain": "RecsExplainUser",
     "cold_start": "ColdStartUser",
     "similar": "SimilarUser",
+    "item": "ItemUser",  # a product page's item details
     "shopper": "ShopperUser",  # signed-in shoppers (session cookie), their own explained top-10
     "feedback": "FeedbackUser",  # after the reads: its writes would otherwise change later recommendations
     "mixed": "MixedUser",  # 9 top-10 reads to 1 feedback write: each drops that shopper's answers
@@ -681,6 +682,11 @@ if os.environ.get(LOCUST_ENV) == "1":
             self.client.get(
                 f"/api/v1/items/{quote(random.choice(_IDS['items']), safe='')}/similar?k=10", name="similar"
             )
+
+    class ItemUser(_ClosedLoop):
+        @task
+        def item(self) -> None:
+            self.client.get(f"/api/v1/items/{quote(random.choice(_IDS['items']), safe='')}", name="item")
 
     _SHOPPER_NUMBERS = itertools.count()
 

@@ -138,6 +138,7 @@ def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> Non
         "recs_explain",
         "shopper",
         "similar",
+        "item",
         "ceiling",
         "feedback",
         "feedback_x32",
@@ -151,6 +152,19 @@ def test_the_in_process_app_bench_times_every_scenario(toy_bundles: Path) -> Non
         if "per commit" in line
     }
     assert per_commit["feedback"] == 1.0 and per_commit["feedback_x32"] > 1.0
+
+
+def test_the_app_bench_pairs_rounds_with_a_changed_setting(toy_bundles: Path) -> None:
+    args = ("--bundle", str(toy_bundles), "--requests", "3", "--rounds", "2")
+    done = run_script("bench_app.py", *args, "--compare", "opentelemetry=true")
+    assert done.returncode == 0, done.stderr[-2000:]
+    paired = {line.split()[0] for line in done.stdout.splitlines() if "paired change" in line}
+    # Every scenario of the app itself; the ceiling and the first explained lists are not paired.
+    assert paired == {"recs", "recs_explain", "shopper", "similar", "item", "feedback", "feedback_x32"}
+    wrong = run_script("bench_app.py", *args, "--compare", "no_such_setting=1")
+    assert wrong.returncode != 0 and "Settings field" in wrong.stderr and "Traceback" not in wrong.stderr
+    invalid = run_script("bench_app.py", *args, "--compare", "opentelemetry=maybe")
+    assert invalid.returncode != 0 and "valid boolean" in invalid.stderr and "Traceback" not in invalid.stderr
 
 
 def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path: Path) -> None:
