@@ -538,6 +538,25 @@ def feedback_to_next_recs(
     }
 
 
+COMMIT_METRIC = "explainrec_feedback_commit_writes"
+
+
+def parse_commit_counts(metrics_text: str) -> tuple[float, float]:
+    """(feedback writes, commits) so far, from a Prometheus exposition of backend/metrics.py."""
+    values = {"sum": 0.0, "count": 0.0}
+    for line in metrics_text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (f"{COMMIT_METRIC}_sum", f"{COMMIT_METRIC}_count"):
+            values[name.rsplit("_", 1)[1]] = float(value)
+    return values["sum"], values["count"]
+
+
+def commit_counts(server: ServerProcess) -> tuple[float, float]:
+    """The server's (feedback writes, commits) so far (with several workers, whichever answers)."""
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        return parse_commit_counts(response.read().decode("utf-8"))
+
+
 def _top10_bytes(server: ServerProcess, user_id: str, key: str) -> int:
     request = urllib.request.Request(
         f"{server.url}/api/v1/recommendations?user_id={quote(user_id)}&k=10", headers={"X-API-Key": key}
@@ -577,6 +596,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"feedback -> next top-10 (unloaded): {write_then_read}", flush=True)
         results: dict[str, dict[str, float | int]] = {}
         cpu: dict[str, dict[str, float]] = {}
+        per_commit: dict[str, float] = {}
         for name in ordered:
             print(f"scenario {name}: {args.concurrency} users for {args.duration} s", flush=True)
             profiler = (
@@ -587,8 +607,16 @@ def run(args: argparse.Namespace) -> int:
             scenario = functools.partial(
                 run_locust, SCENARIOS[name], server.url, args.concurrency, args.duration, workdir, locust_env
             )
+            # Each worker counts its own commits: one worker's /metrics is the whole story.
+            counted = args.workers == 1 and name in ("feedback", "mixed")
+            writes, commits = commit_counts(server) if counted else (0.0, 0.0)
             results[name], cpu[name] = measured(scenario, server)
             print(f"  {results[name]}; CPU cores used: {cpu[name]}", flush=True)
+            if counted:
+                writes_after, commits_after = commit_counts(server)
+                if commits_after > commits:
+                    per_commit[name] = round((writes_after - writes) / (commits_after - commits), 2)
+                    print(f"  feedback writes per commit: {per_commit[name]}", flush=True)
             if profiler is not None:
                 out = args.profile_out or (args.json.with_suffix(".profile.txt") if args.json else None)
                 finish_profile(profiler, workdir, out)
@@ -620,6 +648,8 @@ def run(args: argparse.Namespace) -> int:
         # Average CPU cores used per scenario by locust and by the server (all its processes):
         # both share this machine, so the load generator's share is not available to the server.
         "cpu_cores": cpu,
+        # Feedback writes per database commit in the write scenarios (group commit; 1 worker only).
+        "writes_per_commit": per_commit,
         "workers": args.workers,
         "response_cache": not args.no_response_cache,
         "cpu_count": os.cpu_count(),

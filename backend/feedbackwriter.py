@@ -33,9 +33,15 @@ class _Pending:
 
 
 class FeedbackWriter:
-    def __init__(self, store: Callable[[], Store], max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        max_batch: int = MAX_BATCH,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.on_commit = on_commit  # called with each committed batch's size (a metric)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -87,6 +93,8 @@ class FeedbackWriter:
             return
         self.batches += 1
         self.writes += len(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch))
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.answer.done():  # the client went away; its row is stored all the same
                 continue

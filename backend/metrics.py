@@ -33,6 +33,12 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.feedback_commit_writes = Histogram(
+            "explainrec_feedback_commit_writes",
+            "Feedback writes stored per database commit (backend/feedbackwriter.py's group commit).",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
         self.response_cache = Counter(
             "explainrec_response_cache_total",
             "API-key recommendation reads answered from memory (hit) or computed (miss).",

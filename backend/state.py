@@ -88,7 +88,9 @@ class ServiceState:
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.feedback_writer = FeedbackWriter(lambda: self.store)
+        self.feedback_writer = FeedbackWriter(
+            lambda: self.store, on_commit=self.metrics.feedback_commit_writes.observe
+        )
 
     def bundles_root(self) -> Path:
         root = self.settings.resolved_bundle_dir()

@@ -7,6 +7,7 @@ import time
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
+from backend.bench_serve import parse_commit_counts
 from backend.db.engine import make_session_factory
 from backend.store import Store
 from tests.backend.conftest import api_key
@@ -78,6 +79,8 @@ def test_idempotency_key_stores_once(client: TestClient, admin_headers: dict[str
     conflict = client.post("/api/v1/feedback", json={**body, "item_id": "i22"}, headers=headers)
     assert conflict.status_code == 409
     assert client.app.state.service.store.count_feedback() == 1  # type: ignore[attr-defined]
+    # One request at a time: each went through its own commit, as /metrics tells the benchmark.
+    assert parse_commit_counts(client.get("/metrics").text) == (3.0, 3.0)
 
 
 def test_bad_feedback_is_refused_and_writes_nothing(

@@ -28,7 +28,8 @@ def _commits(store: Store) -> list[int]:
 
 
 def test_concurrent_writes_share_commits_and_each_gets_its_own_row(store: Store) -> None:
-    writer = FeedbackWriter(lambda: store)
+    sizes: list[int] = []
+    writer = FeedbackWriter(lambda: store, on_commit=sizes.append)
     commits = _commits(store)
 
     async def burst() -> list[object]:
@@ -46,6 +47,7 @@ def test_concurrent_writes_share_commits_and_each_gets_its_own_row(store: Store)
     assert [record.item_id for record, _ in stored[:60]] == [f"i{i}" for i in range(60)]
     assert store.count_feedback() == 61
     assert writer.writes == 62 and writer.batches == len(commits) < 10  # not one commit per write
+    assert sum(sizes) == 62 and len(sizes) == len(commits)  # what /metrics reports
 
 
 def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_written(store: Store) -> None:

@@ -175,3 +175,14 @@ def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path:
     missing = run_script("bench_recommender.py", "--bundle", str(tmp_path / "nope"))
     assert missing.returncode != 0 and "no bundle could be loaded" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_commit_counts_come_from_the_metrics_text() -> None:
+    text = (
+        "# HELP explainrec_feedback_commit_writes Feedback writes stored per database commit.\n"
+        'explainrec_feedback_commit_writes_bucket{le="1.0"} 2.0\n'
+        "explainrec_feedback_commit_writes_count 3.0\n"
+        "explainrec_feedback_commit_writes_sum 40.0\n"
+    )
+    assert bench_serve.parse_commit_counts(text) == (40.0, 3.0)
+    assert bench_serve.parse_commit_counts("") == (0.0, 0.0)
