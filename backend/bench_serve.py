@@ -358,13 +358,20 @@ def run_locust(
     return parse_locust_stats(stats)
 
 
-def parse_locust_stats(path: Path) -> dict[str, float | int]:
-    """The aggregated row of locust's `*_stats.csv` in the issue-9 shape."""
+def mixed_parts(workdir: Path) -> dict[str, dict[str, float | int]]:
+    """The mixed scenario's reads and writes apart (its requests are named by kind)."""
+    stats = workdir / f"locust-{SCENARIOS['mixed']}_stats.csv"
+    return {kind: parse_locust_stats(stats, f"mixed_{kind}") for kind in ("read", "write")}
+
+
+def parse_locust_stats(path: Path, name: str = "Aggregated") -> dict[str, float | int]:
+    """One row of locust's `*_stats.csv` (by default all requests together) in the issue-9 shape."""
     with path.open(newline="") as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
-    row = rows.get("Aggregated")
+    row = rows.get(name)
     if row is None or int(row["Request Count"]) == 0:
-        raise ConfigError(f"locust recorded no requests in {path}")
+        what = "requests" if name == "Aggregated" else f"{name!r} requests"
+        raise ConfigError(f"locust recorded no {what} in {path}")
 
     def ms(column: str) -> float:
         return float(row[column]) if row[column] not in ("", "N/A") else float("nan")
@@ -597,6 +604,7 @@ def run(args: argparse.Namespace) -> int:
         results: dict[str, dict[str, float | int]] = {}
         cpu: dict[str, dict[str, float]] = {}
         per_commit: dict[str, float] = {}
+        parts: dict[str, dict[str, float | int]] = {}
         for name in ordered:
             print(f"scenario {name}: {args.concurrency} users for {args.duration} s", flush=True)
             profiler = (
@@ -612,6 +620,9 @@ def run(args: argparse.Namespace) -> int:
             writes, commits = commit_counts(server) if counted else (0.0, 0.0)
             results[name], cpu[name] = measured(scenario, server)
             print(f"  {results[name]}; CPU cores used: {cpu[name]}", flush=True)
+            if name == "mixed":
+                parts = mixed_parts(workdir)
+                print(f"  reads {parts['read']}; writes {parts['write']}", flush=True)
             if counted:
                 writes_after, commits_after = commit_counts(server)
                 if commits_after > commits:
@@ -650,6 +661,8 @@ def run(args: argparse.Namespace) -> int:
         "cpu_cores": cpu,
         # Feedback writes per database commit in the write scenarios (group commit; 1 worker only).
         "writes_per_commit": per_commit,
+        # The mixed scenario's reads and writes apart (absent without that scenario).
+        "mixed_parts": parts,
         "workers": args.workers,
         "response_cache": not args.no_response_cache,
         "cpu_count": os.cpu_count(),
@@ -752,11 +765,11 @@ if os.environ.get(LOCUST_ENV) == "1":
         @task(9)
         def top10(self) -> None:
             user = random.choice(_IDS["users"])
-            self.client.get(f"/api/v1/recommendations?user_id={user}&k=10", headers=_AUTH, name="mixed")
+            self.client.get(f"/api/v1/recommendations?user_id={user}&k=10", headers=_AUTH, name="mixed_read")
 
         @task(1)
         def feedback(self) -> None:
-            self.client.post("/api/v1/feedback", data=_random_click(), headers=_JSON_AUTH, name="mixed")
+            self.client.post("/api/v1/feedback", data=_random_click(), headers=_JSON_AUTH, name="mixed_write")
 
     class CeilingUser(_ClosedLoop):
         @task

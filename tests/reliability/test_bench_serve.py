@@ -186,3 +186,18 @@ def test_commit_counts_come_from_the_metrics_text() -> None:
     )
     assert bench_serve.parse_commit_counts(text) == (40.0, 3.0)
     assert bench_serve.parse_commit_counts("") == (0.0, 0.0)
+
+
+def test_the_mixed_scenario_reports_its_reads_and_writes_apart(tmp_path: Path) -> None:
+    header, _, _ = LOCUST_CSV.splitlines()
+    read = "GET,mixed_read,900,0,10,12.0,1.0,90.0,1400.0,45.0,0.0,10,11,12,13,15,20,25,30,60,90,90"
+    write = "POST,mixed_write,100,1,60,62.0,5.0,150.0,200.0,5.0,0.05,60,65,70,75,90,110,120,140,150,150,150"
+    total = ",Aggregated,1000,1,11,17.0,1.0,150.0,1280.0,50.0,0.05,11,12,13,14,20,60,90,100,140,150,150"
+    (tmp_path / "locust-MixedUser_stats.csv").write_text("\n".join([header, read, write, total]) + "\n")
+    parts = bench_serve.mixed_parts(tmp_path)
+    assert parts["read"] == {"rps": 45.0, "p50_ms": 10.0, "p95_ms": 20.0, "p99_ms": 30.0, "errors": 0}
+    assert parts["write"] == {"rps": 5.0, "p50_ms": 60.0, "p95_ms": 110.0, "p99_ms": 140.0, "errors": 1}
+    assert bench_serve.parse_locust_stats(tmp_path / "locust-MixedUser_stats.csv")["rps"] == 50.0
+    with pytest.raises(ConfigError, match="no 'mixed_write' requests"):
+        (tmp_path / "locust-MixedUser_stats.csv").write_text("\n".join([header, read, total]) + "\n")
+        bench_serve.mixed_parts(tmp_path)
