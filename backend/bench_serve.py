@@ -558,10 +558,14 @@ def parse_commit_counts(metrics_text: str) -> tuple[float, float]:
     return values["sum"], values["count"]
 
 
-def commit_counts(server: ServerProcess) -> tuple[float, float]:
-    """The server's (feedback writes, commits) so far (with several workers, whichever answers)."""
-    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
-        return parse_commit_counts(response.read().decode("utf-8"))
+def commit_counts(server: ServerProcess) -> tuple[float, float] | None:
+    """The server's (feedback writes, commits) so far (one worker's), None if /metrics fails."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+            return parse_commit_counts(response.read().decode("utf-8"))
+    except OSError as exc:
+        print(f"  /metrics did not answer ({exc}): no writes per commit for this scenario", flush=True)
+        return None
 
 
 def _top10_bytes(server: ServerProcess, user_id: str, key: str) -> int:
@@ -616,18 +620,16 @@ def run(args: argparse.Namespace) -> int:
                 run_locust, SCENARIOS[name], server.url, args.concurrency, args.duration, workdir, locust_env
             )
             # Each worker counts its own commits: one worker's /metrics is the whole story.
-            counted = args.workers == 1 and name in ("feedback", "mixed")
-            writes, commits = commit_counts(server) if counted else (0.0, 0.0)
+            counts = commit_counts(server) if args.workers == 1 and name in ("feedback", "mixed") else None
             results[name], cpu[name] = measured(scenario, server)
             print(f"  {results[name]}; CPU cores used: {cpu[name]}", flush=True)
             if name == "mixed":
                 parts = mixed_parts(workdir)
                 print(f"  reads {parts['read']}; writes {parts['write']}", flush=True)
-            if counted:
-                writes_after, commits_after = commit_counts(server)
-                if commits_after > commits:
-                    per_commit[name] = round((writes_after - writes) / (commits_after - commits), 2)
-                    print(f"  feedback writes per commit: {per_commit[name]}", flush=True)
+            after = commit_counts(server) if counts is not None else None
+            if counts is not None and after is not None and after[1] > counts[1]:
+                per_commit[name] = round((after[0] - counts[0]) / (after[1] - counts[1]), 2)
+                print(f"  feedback writes per commit: {per_commit[name]}", flush=True)
             if profiler is not None:
                 out = args.profile_out or (args.json.with_suffix(".profile.txt") if args.json else None)
                 finish_profile(profiler, workdir, out)
@@ -659,9 +661,10 @@ def run(args: argparse.Namespace) -> int:
         # Average CPU cores used per scenario by locust and by the server (all its processes):
         # both share this machine, so the load generator's share is not available to the server.
         "cpu_cores": cpu,
-        # Feedback writes per database commit in the write scenarios (group commit; 1 worker only).
+        # Feedback writes per database commit in the write scenarios (group commit; 1 worker only,
+        # else empty).
         "writes_per_commit": per_commit,
-        # The mixed scenario's reads and writes apart (absent without that scenario).
+        # The mixed scenario's reads and writes apart (empty without that scenario).
         "mixed_parts": parts,
         "workers": args.workers,
         "response_cache": not args.no_response_cache,

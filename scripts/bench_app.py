@@ -40,12 +40,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 Headers = list[tuple[bytes, bytes]]
 RECS = "/api/v1/recommendations"
@@ -136,7 +139,7 @@ class Target:
     shoppers: list[Headers]
 
 
-async def prepare(settings: Any) -> Target:
+async def prepare(settings: Settings) -> Target:
     """Start an app, create a read+feedback key and 32 signed-in shoppers, and ask once for every
     user's explained list (state, session and explanation caches filled)."""
     from backend.app import create_app
@@ -221,10 +224,10 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
     items = list(state.recommender.spec.item_ids)
     rng = random.Random(0)
     scenarios = scenarios_for(target, users, items, rng)
-    writes = {name: scenarios.pop(name) for name in ("feedback", "feedback_x32")}
+    write_scenarios = {name: scenarios.pop(name) for name in ("feedback", "feedback_x32")}
     ceiling = ceiling_app()
     # The ceiling before the writes: each write empties the caches the reads are measured with.
-    scenarios = {**scenarios, "ceiling": lambda: call(ceiling, "/ceiling", "", []), **writes}
+    scenarios = {**scenarios, "ceiling": lambda: call(ceiling, "/ceiling", "", []), **write_scenarios}
     other: dict[str, Callable[[], Awaitable[int]]] = {}
     if override is not None:
         changed = Settings(**{**settings.model_dump(), "workdir": workdir / "other", **override})
