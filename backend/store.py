@@ -71,6 +71,12 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC (naive: taken as UTC). SQLite's DATETIME keeps a datetime's
+    fields and drops its offset, so a client's 10:00+02:00 was read back as 10:00 UTC."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -350,7 +356,7 @@ class Store:
         concurrent requests this way). Per write, in order: (record, created) as `add_feedback`
         returns, or the conflict of a key reused for another event. A database error fails the
         whole batch and stores none of it."""
-        stamped = [(w, w.timestamp or now()) for w in writes]
+        stamped = [(w, as_utc(w.timestamp) if w.timestamp is not None else now()) for w in writes]
         # A bare connection and prebuilt statements: the ORM session cost ~5x the SQL here.
         with self._write_lock, self._engine.connect() as connection:
             try:

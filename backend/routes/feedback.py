@@ -11,7 +11,7 @@ scope, and writing for a user unknown to both the model and the database needs `
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -142,10 +142,8 @@ async def post_feedback(request: Request) -> Response:
             404, f"unknown user id {body.user_id!r}; writing for a new user needs the admin scope"
         )
     key = idempotency_key or body.idempotency_key
-    timestamp = body.timestamp
-    if timestamp is not None and timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    write = FeedbackWrite(body.user_id, body.item_id, body.event, body.value, timestamp, key)
+    # The store keeps the instant in UTC (a naive timestamp is taken as UTC).
+    write = FeedbackWrite(body.user_id, body.item_id, body.event, body.value, body.timestamp, key)
     try:
         # Committed together with the other writes waiting now (backend/feedbackwriter.py).
         record, created = await state.feedback_writer.add(write)

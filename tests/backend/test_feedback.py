@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
@@ -81,6 +82,18 @@ def test_idempotency_key_stores_once(client: TestClient, admin_headers: dict[str
     assert client.app.state.service.store.count_feedback() == 1  # type: ignore[attr-defined]
     # One request at a time: each went through its own commit, as /metrics tells the benchmark.
     assert parse_commit_counts(client.get("/metrics").text) == (3.0, 3.0)
+
+
+def test_a_timestamp_with_an_offset_reads_back_as_the_same_instant(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    body = {"user_id": "u01", "item_id": "i21", "event": "click", "timestamp": "2026-11-28T10:00:00+02:00"}
+    written = client.post("/api/v1/feedback", json=body, headers=admin_headers)
+    assert written.status_code == 201, written.text
+    instant = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    assert datetime.fromisoformat(written.json()["timestamp"]) == instant
+    profile = client.get("/api/v1/users/u01", headers=admin_headers).json()
+    assert [datetime.fromisoformat(e["timestamp"]) for e in profile["feedback"]] == [instant]
 
 
 def test_bad_feedback_is_refused_and_writes_nothing(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -112,6 +112,21 @@ def test_each_write_of_a_batch_gets_the_id_of_its_own_row(store: Store) -> None:
     outcomes = store.add_feedback_batch(writes)
     returned = {o[0].item_id: o[0].id for o in outcomes if not isinstance(o, Exception)}
     assert returned == {e.item_id: e.id for e in store.feedback_for("u1")} and len(returned) == 7
+
+
+def test_timestamps_are_stored_as_the_same_instant_in_utc(store: Store) -> None:
+    paris = datetime(2026, 11, 28, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+    naive = datetime(2026, 11, 28, 10, 0)  # taken as UTC
+    (sent, _), (unzoned, _) = (
+        store.add_feedback("u1", "i1", "click", None, paris, None),
+        store.add_feedback("u1", "i2", "click", None, naive, "k"),
+    )
+    read = store.feedback_for("u1")
+    assert [e.timestamp for e in read] == [sent.timestamp, unzoned.timestamp]
+    assert read[0].timestamp == paris and read[0].timestamp.utcoffset() == timedelta(0)
+    assert read[1].timestamp == naive.replace(tzinfo=UTC)
+    _, history = store.user_and_feedback("u1")  # the read path's own statements
+    assert [e.timestamp for e in history] == [e.timestamp for e in read]
 
 
 def test_a_key_taken_by_another_process_mid_batch_falls_back_row_by_row(
