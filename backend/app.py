@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from fastapi.telemetry import TelemetryConfig
 
 from backend.db.engine import make_engine, make_session_factory, upgrade_database
 from backend.errors import install_error_handlers
@@ -38,16 +37,13 @@ from backend.routes import (
     segments,
     users,
 )
-from backend.settings import Settings
+from backend.settings import TELEMETRY_OFF, Settings
 from backend.state import ServiceState
 from backend.store import Store
 from explainrec import __version__
 from explainrec.errors import BundleError
 
 log = logging.getLogger("explainrec.backend")
-
-# FastAPI's own defaults (all on) check the global OpenTelemetry providers on every request.
-TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 DESCRIPTION = """Explained recommendations from a two-tower model.
 

@@ -5,7 +5,8 @@
 
 Starts `explainrec serve` (uvicorn, `--workers` processes) on a throwaway SQLite database, and,
 served the same way, a bare FastAPI app whose one endpoint returns a constant JSON body as large
-as a top-10 response (the ceiling). Each scenario is driven for `--duration` seconds by locust,
+as a top-10 response (the ceiling; FastAPI's per-request telemetry check off, as in the service
+by default). Each scenario is driven for `--duration` seconds by locust,
 headless, in its own process, with `--concurrency` users that send the next request as soon as
 the last one answers. Output (issue 9):
 
@@ -232,10 +233,12 @@ def ceiling_app() -> Any:
     """A bare FastAPI app answering GET /ceiling with a constant JSON body of the configured size."""
     from fastapi import FastAPI, Response
 
+    from backend.settings import TELEMETRY_OFF
+
     size = int(os.environ.get(CEILING_BYTES_ENV, "2048"))
     filler = max(0, size - len('{"pad":""}'))
     body = json.dumps({"pad": "x" * filler}, separators=(",", ":")).encode()
-    app = FastAPI()
+    app = FastAPI(telemetry=TELEMETRY_OFF)  # as the service runs by default
 
     # async: the cheapest way FastAPI can answer, so the ratio is against the real ceiling.
     @app.get("/ceiling")

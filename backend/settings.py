@@ -11,10 +11,18 @@ EXPLAINREC_CORS_ORIGINS='["https://shop.example"]'   CORS stays closed when empt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from fastapi.telemetry import TelemetryConfig
+
+# FastAPI's own defaults (all on) check the global OpenTelemetry providers on every request. The
+# app passes this unless `opentelemetry` is set, and so does the benchmark's ceiling app, so
+# that the two are compared on equal terms.
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 # The repository's web UI; a Vite-style build output in frontend/dist wins over the sources.
 _REPO_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"

@@ -71,11 +71,23 @@ def test_a_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_ceiling_body_has_the_requested_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import trace
+
+    asked: list[int] = []
+    real = trace.get_tracer_provider
+
+    def counting() -> trace.TracerProvider:
+        asked.append(1)
+        return real()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", counting)
     monkeypatch.setenv(bench_serve.CEILING_BYTES_ENV, "1420")
     with TestClient(bench_serve.ceiling_app()) as client:
         response = client.get("/ceiling")
     assert response.status_code == 200 and len(response.content) == 1420
     assert json.loads(response.content)["pad"].startswith("x")
+    # Served as the service is by default: no per-request look for OpenTelemetry providers.
+    assert asked == []
 
 
 def test_profile_summary_leaves_idle_threads_out(tmp_path: Path) -> None:
