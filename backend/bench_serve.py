@@ -548,26 +548,53 @@ def feedback_to_next_recs(
     }
 
 
-COMMIT_METRIC = "explainrec_feedback_commit_writes"
+# The group commit's histograms (backend/metrics.py): writes per commit, the store call's
+# seconds per commit, and each write's seconds from joining a batch to having its outcome.
+WRITE_PATH_METRICS = {
+    "writes": "explainrec_feedback_commit_writes",
+    "commit_s": "explainrec_feedback_commit_seconds",
+    "wait_s": "explainrec_feedback_wait_seconds",
+}
+Totals = dict[str, tuple[float, float]]  # metric key -> (sum, count) so far
 
 
-def parse_commit_counts(metrics_text: str) -> tuple[float, float]:
-    """(feedback writes, commits) so far, from a Prometheus exposition of backend/metrics.py."""
-    values = {"sum": 0.0, "count": 0.0}
+def parse_write_path(metrics_text: str) -> Totals:
+    """Each write-path histogram's (sum, count) so far, from a Prometheus exposition."""
+    totals = {key: [0.0, 0.0] for key in WRITE_PATH_METRICS}
+    fields = {
+        f"{name}_{part}": (key, i)
+        for key, name in WRITE_PATH_METRICS.items()
+        for i, part in enumerate(("sum", "count"))
+    }
     for line in metrics_text.splitlines():
         name, _, value = line.partition(" ")
-        if name in (f"{COMMIT_METRIC}_sum", f"{COMMIT_METRIC}_count"):
-            values[name.rsplit("_", 1)[1]] = float(value)
-    return values["sum"], values["count"]
+        if name in fields:
+            key, i = fields[name]
+            totals[key][i] = float(value)
+    return {key: (pair[0], pair[1]) for key, pair in totals.items()}
 
 
-def commit_counts(server: ServerProcess) -> tuple[float, float] | None:
-    """The server's (feedback writes, commits) so far (one worker's), None if /metrics fails."""
+def write_path_between(before: Totals, after: Totals) -> dict[str, float] | None:
+    """Writes per commit, mean store call per commit (ms) and mean wait per write (ms) between
+    two readings; None when nothing was committed in between."""
+    commits = after["writes"][1] - before["writes"][1]
+    waits = after["wait_s"][1] - before["wait_s"][1]
+    if commits <= 0 or waits <= 0:
+        return None
+    return {
+        "writes_per_commit": round((after["writes"][0] - before["writes"][0]) / commits, 2),
+        "commit_ms": round(1000 * (after["commit_s"][0] - before["commit_s"][0]) / commits, 2),
+        "wait_ms": round(1000 * (after["wait_s"][0] - before["wait_s"][0]) / waits, 2),
+    }
+
+
+def write_path_totals(server: ServerProcess) -> Totals | None:
+    """The server's write-path totals so far (one worker's), None if /metrics fails."""
     try:
         with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
-            return parse_commit_counts(response.read().decode("utf-8"))
+            return parse_write_path(response.read().decode("utf-8"))
     except OSError as exc:
-        print(f"  /metrics did not answer ({exc}): no writes per commit for this scenario", flush=True)
+        print(f"  /metrics did not answer ({exc}): no write-path figures for this scenario", flush=True)
         return None
 
 
@@ -611,6 +638,7 @@ def run(args: argparse.Namespace) -> int:
         results: dict[str, dict[str, float | int]] = {}
         cpu: dict[str, dict[str, float]] = {}
         per_commit: dict[str, float] = {}
+        write_ms: dict[str, dict[str, float]] = {}
         parts: dict[str, dict[str, float | int]] = {}
         for name in ordered:
             print(f"scenario {name}: {args.concurrency} users for {args.duration} s", flush=True)
@@ -623,16 +651,20 @@ def run(args: argparse.Namespace) -> int:
                 run_locust, SCENARIOS[name], server.url, args.concurrency, args.duration, workdir, locust_env
             )
             # Each worker counts its own commits: one worker's /metrics is the whole story.
-            counts = commit_counts(server) if args.workers == 1 and name in ("feedback", "mixed") else None
+            counts = (
+                write_path_totals(server) if args.workers == 1 and name in ("feedback", "mixed") else None
+            )
             results[name], cpu[name] = measured(scenario, server)
             print(f"  {results[name]}; CPU cores used: {cpu[name]}", flush=True)
             if name == "mixed":
                 parts = mixed_parts(workdir)
                 print(f"  reads {parts['read']}; writes {parts['write']}", flush=True)
-            after = commit_counts(server) if counts is not None else None
-            if counts is not None and after is not None and after[1] > counts[1]:
-                per_commit[name] = round((after[0] - counts[0]) / (after[1] - counts[1]), 2)
-                print(f"  feedback writes per commit: {per_commit[name]}", flush=True)
+            after = write_path_totals(server) if counts is not None else None
+            path = write_path_between(counts, after) if counts is not None and after is not None else None
+            if path is not None:
+                per_commit[name] = path.pop("writes_per_commit")
+                write_ms[name] = path
+                print(f"  feedback writes per commit: {per_commit[name]}; in the server {path}", flush=True)
             if profiler is not None:
                 out = args.profile_out or (args.json.with_suffix(".profile.txt") if args.json else None)
                 finish_profile(profiler, workdir, out)
@@ -667,6 +699,9 @@ def run(args: argparse.Namespace) -> int:
         # Feedback writes per database commit in the write scenarios (group commit; 1 worker only,
         # else empty).
         "writes_per_commit": per_commit,
+        # The same scenarios, from the server's histograms: the mean store call per commit and the
+        # mean time a write waited in the server for its outcome (queue, commit, hand-offs).
+        "write_path_ms": write_ms,
         # The mixed scenario's reads and writes apart (empty without that scenario).
         "mixed_parts": parts,
         "workers": args.workers,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from backend.store import FeedbackRecord, FeedbackWrite, IdempotencyConflictError, Store
 
 MAX_BATCH = 256  # bounds one transaction's length, so the first request of a batch waits little
+
+
+Outcome = tuple[FeedbackRecord, bool] | IdempotencyConflictError
 
 
 @dataclass
@@ -37,11 +41,12 @@ class FeedbackWriter:
         self,
         store: Callable[[], Store],
         max_batch: int = MAX_BATCH,
-        on_commit: Callable[[int], None] | None = None,
+        on_commit: Callable[[int, float], None] | None = None,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
-        self.on_commit = on_commit  # called with each committed batch's size (a metric)
+        # Called with each committed batch's size and the seconds its store call took (metrics).
+        self.on_commit = on_commit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -80,7 +85,7 @@ class FeedbackWriter:
 
     async def _write(self, batch: list[_Pending]) -> None:
         try:
-            outcomes = await run_in_threadpool(self.store().add_feedback_batch, [p.write for p in batch])
+            outcomes, seconds = await run_in_threadpool(_timed_store, self.store(), [p.write for p in batch])
         except asyncio.CancelledError:
             for pending in batch:
                 if not pending.answer.done():
@@ -94,7 +99,7 @@ class FeedbackWriter:
         self.batches += 1
         self.writes += len(batch)
         if self.on_commit is not None:
-            self.on_commit(len(batch))
+            self.on_commit(len(batch), seconds)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.answer.done():  # the client went away; its row is stored all the same
                 continue
@@ -102,3 +107,9 @@ class FeedbackWriter:
                 pending.answer.set_exception(outcome)
             else:
                 pending.answer.set_result(outcome)
+
+
+def _timed_store(store: Store, writes: list[FeedbackWrite]) -> tuple[list[Outcome], float]:
+    started = time.perf_counter()
+    outcomes = store.add_feedback_batch(writes)
+    return outcomes, time.perf_counter() - started

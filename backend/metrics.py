@@ -39,6 +39,19 @@ class Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         )
+        self.feedback_commit_seconds = Histogram(
+            "explainrec_feedback_commit_seconds",
+            "Time the database took to store one committed batch of feedback writes.",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+        self.feedback_wait_seconds = Histogram(
+            "explainrec_feedback_wait_seconds",
+            "Time a feedback write spent from joining the group commit to being back on the event "
+            "loop with its outcome: queueing, its batch's commit, and the hand-offs between them.",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
         self.response_cache = Counter(
             "explainrec_response_cache_total",
             "API-key recommendation reads answered from memory (hit) or computed (miss).",

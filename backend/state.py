@@ -88,9 +88,11 @@ class ServiceState:
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.feedback_writer = FeedbackWriter(
-            lambda: self.store, on_commit=self.metrics.feedback_commit_writes.observe
-        )
+        self.feedback_writer = FeedbackWriter(lambda: self.store, on_commit=self._observe_commit)
+
+    def _observe_commit(self, writes: int, seconds: float) -> None:
+        self.metrics.feedback_commit_writes.observe(writes)
+        self.metrics.feedback_commit_seconds.observe(seconds)
 
     def bundles_root(self) -> Path:
         root = self.settings.resolved_bundle_dir()

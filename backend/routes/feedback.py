@@ -11,6 +11,7 @@ scope, and writing for a user unknown to both the model and the database needs `
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -144,11 +145,14 @@ async def post_feedback(request: Request) -> Response:
     key = idempotency_key or body.idempotency_key
     # The store keeps the instant in UTC (a naive timestamp is taken as UTC).
     write = FeedbackWrite(body.user_id, body.item_id, body.event, body.value, body.timestamp, key)
+    joined = time.perf_counter()
     try:
         # Committed together with the other writes waiting now (backend/feedbackwriter.py).
         record, created = await state.feedback_writer.add(write)
     except IdempotencyConflictError as exc:
         raise HTTPException(409, f"idempotency key {key!r} was already used for a different event") from exc
+    finally:
+        state.metrics.feedback_wait_seconds.observe(time.perf_counter() - joined)
     if created:
         state.metrics.feedback.labels(body.event).inc()
     state.cache.forget_shopper(body.user_id)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
-from backend.bench_serve import parse_commit_counts
+from backend.bench_serve import parse_write_path
 from backend.db.engine import make_session_factory
 from backend.store import Store
 from tests.backend.conftest import api_key
@@ -80,8 +80,11 @@ def test_idempotency_key_stores_once(client: TestClient, admin_headers: dict[str
     conflict = client.post("/api/v1/feedback", json={**body, "item_id": "i22"}, headers=headers)
     assert conflict.status_code == 409
     assert client.app.state.service.store.count_feedback() == 1  # type: ignore[attr-defined]
-    # One request at a time: each went through its own commit, as /metrics tells the benchmark.
-    assert parse_commit_counts(client.get("/metrics").text) == (3.0, 3.0)
+    # One request at a time: each went through its own commit, as /metrics tells the benchmark,
+    # with the time of each commit and of each request's wait for its outcome.
+    totals = parse_write_path(client.get("/metrics").text)
+    assert totals["writes"] == (3.0, 3.0) and totals["commit_s"][1] == totals["wait_s"][1] == 3.0
+    assert 0 < totals["commit_s"][0] < totals["wait_s"][0]  # a wait holds its commit
 
 
 def test_a_timestamp_with_an_offset_reads_back_as_the_same_instant(

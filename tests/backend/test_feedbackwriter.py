@@ -29,7 +29,8 @@ def _commits(store: Store) -> list[int]:
 
 def test_concurrent_writes_share_commits_and_each_gets_its_own_row(store: Store) -> None:
     sizes: list[int] = []
-    writer = FeedbackWriter(lambda: store, on_commit=sizes.append)
+    seconds: list[float] = []
+    writer = FeedbackWriter(lambda: store, on_commit=lambda n, s: (sizes.append(n), seconds.append(s)))
     commits = _commits(store)
 
     async def burst() -> list[object]:
@@ -48,6 +49,7 @@ def test_concurrent_writes_share_commits_and_each_gets_its_own_row(store: Store)
     assert store.count_feedback() == 61
     assert writer.writes == 62 and writer.batches == len(commits) < 10  # not one commit per write
     assert sum(sizes) == 62 and len(sizes) == len(commits)  # what /metrics reports
+    assert len(seconds) == len(commits) and all(s > 0 for s in seconds)
 
 
 def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_written(store: Store) -> None:

@@ -189,15 +189,30 @@ def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path:
     assert "Traceback" not in missing.stderr
 
 
-def test_commit_counts_come_from_the_metrics_text() -> None:
-    text = (
-        "# HELP explainrec_feedback_commit_writes Feedback writes stored per database commit.\n"
-        'explainrec_feedback_commit_writes_bucket{le="1.0"} 2.0\n'
-        "explainrec_feedback_commit_writes_count 3.0\n"
-        "explainrec_feedback_commit_writes_sum 40.0\n"
-    )
-    assert bench_serve.parse_commit_counts(text) == (40.0, 3.0)
-    assert bench_serve.parse_commit_counts("") == (0.0, 0.0)
+def test_write_path_figures_come_from_the_metrics_text() -> None:
+    def exposition(writes: float, commits: float, commit_s: float, wait_s: float, waits: float) -> str:
+        return (
+            "# HELP explainrec_feedback_commit_writes Feedback writes stored per database commit.\n"
+            'explainrec_feedback_commit_writes_bucket{le="1.0"} 2.0\n'
+            f"explainrec_feedback_commit_writes_count {commits}\n"
+            f"explainrec_feedback_commit_writes_sum {writes}\n"
+            f"explainrec_feedback_commit_seconds_count {commits}\n"
+            f"explainrec_feedback_commit_seconds_sum {commit_s}\n"
+            f"explainrec_feedback_wait_seconds_count {waits}\n"
+            f"explainrec_feedback_wait_seconds_sum {wait_s}\n"
+        )
+
+    before = bench_serve.parse_write_path(exposition(40.0, 3.0, 0.006, 0.3, 40.0))
+    assert before == {"writes": (40.0, 3.0), "commit_s": (0.006, 3.0), "wait_s": (0.3, 40.0)}
+    after = bench_serve.parse_write_path(exposition(140.0, 13.0, 0.026, 1.3, 140.0))
+    assert bench_serve.write_path_between(before, after) == {
+        "writes_per_commit": 10.0,
+        "commit_ms": 2.0,
+        "wait_ms": 10.0,
+    }
+    assert bench_serve.write_path_between(after, after) is None  # nothing committed in between
+    empty = bench_serve.parse_write_path("")
+    assert empty == {"writes": (0.0, 0.0), "commit_s": (0.0, 0.0), "wait_s": (0.0, 0.0)}
 
 
 def test_the_mixed_scenario_reports_its_reads_and_writes_apart(tmp_path: Path) -> None:
