@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from backend.deps import client_ip, get_serving, limit
@@ -25,7 +25,7 @@ from backend.directroute import DirectRoute
 from backend.errors import ERROR_RESPONSES
 from backend.jsonbody import openapi_json_body, parse_json_body
 from backend.recommender import is_positive
-from backend.store import FeedbackWrite, IdempotencyConflictError
+from backend.store import FeedbackWrite, IdempotencyConflictError, as_utc
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"], responses=ERROR_RESPONSES)
 EventType = Literal["view", "click", "cart", "purchase", "rating", "like", "dismiss"]
@@ -62,6 +62,15 @@ class FeedbackRequest(BaseModel):
     )
     timestamp: datetime | None = Field(default=None, description="When it happened; default now (UTC).")
     idempotency_key: KeyStr | None = Field(default=None, description="Or send the Idempotency-Key header.")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _same_instant_in_utc(cls, value: datetime | None) -> datetime | None:
+        # Stored in UTC (backend/store.py); year 1 or 9999 at an offset has no UTC date.
+        try:
+            return None if value is None else as_utc(value)
+        except OverflowError:
+            raise ValueError("timestamp is out of range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _rating_has_value(self) -> FeedbackRequest:
@@ -143,7 +152,6 @@ async def post_feedback(request: Request) -> Response:
             404, f"unknown user id {body.user_id!r}; writing for a new user needs the admin scope"
         )
     key = idempotency_key or body.idempotency_key
-    # The store keeps the instant in UTC (a naive timestamp is taken as UTC).
     write = FeedbackWrite(body.user_id, body.item_id, body.event, body.value, body.timestamp, key)
     joined = time.perf_counter()
     try:

@@ -97,6 +97,11 @@ def test_a_timestamp_with_an_offset_reads_back_as_the_same_instant(
     assert datetime.fromisoformat(written.json()["timestamp"]) == instant
     profile = client.get("/api/v1/users/u01", headers=admin_headers).json()
     assert [datetime.fromisoformat(e["timestamp"]) for e in profile["feedback"]] == [instant]
+    for no_utc_date in ("0001-01-01T00:00:00+02:00", "9999-12-31T23:00:00-05:00"):
+        sent = {**body, "timestamp": no_utc_date}
+        refused = client.post("/api/v1/feedback", json=sent, headers=admin_headers)
+        assert refused.status_code == 422 and "out of range" in refused.text, refused.text
+    assert client.app.state.service.store.count_feedback() == 1  # type: ignore[attr-defined]
 
 
 def test_bad_feedback_is_refused_and_writes_nothing(
