@@ -56,6 +56,7 @@ from urllib.parse import quote
 
 from explainrec.cli_options import print_json_report
 from explainrec.errors import ConfigError
+from explainrec.provenance import environment
 
 SCENARIOS = {  # scenario name -> locust user class defined below
     "recs": "RecsUser",
@@ -314,6 +315,23 @@ def measured(
         "server": round((process_cpu_seconds(pids) - server_before) / wall, 2),
     }
     return stats, cores
+
+
+# Near-full use that marks a bottleneck: locust runs in one process, so one core is its limit;
+# a uvicorn worker's event loop is one thread, so about one core per worker is the server's.
+LOCUST_SATURATED_CORES = 0.9
+SERVER_SATURATED_CORES_PER_WORKER = 0.85
+
+
+def saturated(cores: dict[str, float], workers: int) -> list[str]:
+    """Which side used (nearly) all it can during a scenario: `load_generator`, `server`, both,
+    or neither. A closed-loop throughput says little about the server when only locust is here."""
+    full = []
+    if cores["load_generator"] >= LOCUST_SATURATED_CORES:
+        full.append("load_generator")
+    if cores["server"] >= SERVER_SATURATED_CORES_PER_WORKER * workers:
+        full.append("server")
+    return full
 
 
 # -- load generation --
@@ -655,7 +673,11 @@ def run(args: argparse.Namespace) -> int:
                 write_path_totals(server) if args.workers == 1 and name in ("feedback", "mixed") else None
             )
             results[name], cpu[name] = measured(scenario, server)
-            print(f"  {results[name]}; CPU cores used: {cpu[name]}", flush=True)
+            print(
+                f"  {results[name]}; CPU cores used: {cpu[name]}; "
+                f"saturated: {saturated(cpu[name], args.workers) or 'neither'}",
+                flush=True,
+            )
             if name == "mixed":
                 parts = mixed_parts(workdir)
                 print(f"  reads {parts['read']}; writes {parts['write']}", flush=True)
@@ -677,7 +699,11 @@ def run(args: argparse.Namespace) -> int:
             ),
             ceiling,
         )
-        print(f"  ceiling {ceiling_stats}; CPU cores used: {cpu['ceiling']}", flush=True)
+        print(
+            f"  ceiling {ceiling_stats}; CPU cores used: {cpu['ceiling']}; "
+            f"saturated: {saturated(cpu['ceiling'], args.workers) or 'neither'}",
+            flush=True,
+        )
     finally:
         for proc in (server, ceiling):
             if proc is not None:
@@ -696,6 +722,9 @@ def run(args: argparse.Namespace) -> int:
         # Average CPU cores used per scenario by locust and by the server (all its processes):
         # both share this machine, so the load generator's share is not available to the server.
         "cpu_cores": cpu,
+        # Per scenario, the sides that used (nearly) all they can: a ratio between two scenarios
+        # both bounded by `load_generator` measures locust, not the server.
+        "saturated": {name: saturated(cores, args.workers) for name, cores in cpu.items()},
         # Feedback writes per database commit in the write scenarios (group commit; 1 worker only,
         # else empty).
         "writes_per_commit": per_commit,
@@ -707,6 +736,7 @@ def run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "response_cache": not args.no_response_cache,
         "cpu_count": os.cpu_count(),
+        "environment": environment(),
     }
     print_json_report(report, args.json)
     return 0

@@ -9,9 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = {"training", "embeddings", "explain", "backend", "explainrec"}
-# Leaves every package may use (no imports of ours): the version string, plain exception types
-# and the CLI options/report helpers the benchmark commands in training/ and backend/ share.
-SHARED_LEAVES = {"explainrec", "explainrec.errors", "explainrec.cli_options"}
+# Leaves every package may use (no imports of ours): the version string, plain exception types,
+# and the CLI options/report helpers and run provenance the benchmark commands in training/ and
+# backend/ share.
+SHARED_LEAVES = {"explainrec", "explainrec.errors", "explainrec.cli_options", "explainrec.provenance"}
 ALLOWED = {
     "training": {"training", "embeddings"},
     "embeddings": {"embeddings"},

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from explainrec.cli_options import add_overrides_argument, print_json_report
 from explainrec.errors import ConfigError
+from explainrec.provenance import environment
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         # Wall time from fit start to the end of the best epoch's validation.
         "seconds_to_best": best["elapsed_s"] if best else None,
         "fit_seconds": round(fitted.fit_seconds, 2),
+        "environment": environment(),
     }
     print_json_report(report, args.json)
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from explainrec.cli_options import print_json_report
 from explainrec.errors import ConfigError
+from explainrec.provenance import environment
 
 # sub-benchmark -> (module providing add_arguments/run, one-line help)
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -75,7 +76,7 @@ def _run_index(args: argparse.Namespace) -> int:
         spread=args.spread,
         log=lambda m: print(m, flush=True),
     )
-    print_json_report(result, args.json)
+    print_json_report({**result, "environment": environment()}, args.json)
     return 0
 
 
@@ -85,5 +86,6 @@ def _run_fold_in(args: argparse.Namespace) -> int:
 
     if args.calls < 1:
         raise ConfigError("--calls must be >= 1")
-    print_json_report(bench_fold_in(Bundle.load(args.bundle), n_calls=args.calls), args.json)
+    result = bench_fold_in(Bundle.load(args.bundle), n_calls=args.calls)
+    print_json_report({**result, "environment": environment()}, args.json)
     return 0

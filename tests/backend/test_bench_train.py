@@ -28,6 +28,7 @@ def test_bench_train_reports_each_epoch_and_the_best(tmp_path: Path) -> None:
     assert main(args) == 0
     report = json.loads(out.read_text("utf-8"))
     assert report["batch_size"] == 16 and report["precision"] == "32-true"
+    assert report["environment"]["packages"]["torch"] and report["environment"]["finished_at"]
     assert [e["epoch"] for e in report["epochs"]] == [0.0, 1.0, 2.0]
     for epoch in report["epochs"]:
         assert epoch["samples"] > 0 and epoch["samples_per_s"] > 0 and 0 <= epoch["val_ndcg@10"] <= 1

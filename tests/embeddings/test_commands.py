@@ -48,6 +48,7 @@ def test_bench_index_writes_the_issue_json(tmp_path: Path) -> None:
     assert rc == 0
     result = json.loads(out.read_text())
     assert set(result) >= ISSUE_KEYS
+    assert result["environment"]["cpus"] >= 1  # where and when it ran (explainrec/provenance.py)
     assert result["items"] == 4000 and result["dim"] == 16 and result["index"].startswith("ivf(")
     assert result["recall_at_10"] >= 0.98
     assert result["p50_ms"] > 0 and result["p99_ms"] >= result["p50_ms"] and result["speedup"] > 0

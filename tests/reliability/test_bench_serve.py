@@ -1,6 +1,7 @@
-"""`explainrec bench serve` pieces that need no load run: option checks, locust statistics
-parsing, the ceiling app and the profile summary. The load run itself is exercised by
-test_hot_swap.py (real server + locust) and documented in docs/benchmarks.md.
+"""`explainrec bench serve`: one short real run on the toy bundle (its JSON, the issue-9 shape
+and the figures beside it), and the pieces that need no load run: option checks, locust
+statistics parsing, the ceiling app and the profile summary. test_hot_swap.py drives the real
+server with locust too; docs/benchmarks.md has the full runs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     bench_serve.add_arguments(parser)
     return parser.parse_args(argv)
+
+
+@pytest.mark.slow
+def test_a_short_run_reports_the_issue_9_shape(tmp_path: Path, toy_bundles: Path) -> None:
+    out = tmp_path / "serve.json"
+    args = ["--bundle", str(toy_bundles), "--scenarios", "recs,feedback", "--concurrency", "4"]
+    assert bench_serve.run(parse([*args, "--duration", "2", "--json", str(out)])) == 0
+    report = json.loads(out.read_text("utf-8"))
+    assert report["concurrency"] == 4 and set(report["scenarios"]) == {"recs", "feedback"}
+    for stats in [*report["scenarios"].values(), report["ceiling"]]:
+        assert set(stats) == {"rps", "p50_ms", "p95_ms", "p99_ms", "errors"}
+        assert stats["rps"] > 0 and stats["errors"] == 0 and stats["p50_ms"] <= stats["p99_ms"]
+    ratio = report["scenarios"]["recs"]["rps"] / report["ceiling"]["rps"]
+    assert report["ratio_recs_to_ceiling"] == pytest.approx(ratio, abs=0.001)
+    assert set(report["cpu_cores"]) == set(report["saturated"]) == {"recs", "feedback", "ceiling"}
+    assert report["writes_per_commit"]["feedback"] >= 1
+    path = report["write_path_ms"]["feedback"]
+    assert 0 < path["commit_ms"] <= path["wait_ms"]
+    assert {"fastapi", "uvicorn", "locust"} <= set(report["environment"]["packages"])
 
 
 def test_locust_statistics_become_the_issue_9_shape(tmp_path: Path) -> None:
@@ -187,6 +207,19 @@ def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path:
     missing = run_script("bench_recommender.py", "--bundle", str(tmp_path / "nope"))
     assert missing.returncode != 0 and "no bundle could be loaded" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_saturation_names_the_side_that_used_all_it_can() -> None:
+    # Round seven's default run: locust bounded the cached recs and the ceiling, the server the
+    # writes, both the similar items.
+    assert bench_serve.saturated({"load_generator": 0.97, "server": 0.57}, workers=1) == ["load_generator"]
+    assert bench_serve.saturated({"load_generator": 0.61, "server": 0.89}, workers=1) == ["server"]
+    assert bench_serve.saturated({"load_generator": 0.90, "server": 0.91}, workers=1) == [
+        "load_generator",
+        "server",
+    ]
+    assert bench_serve.saturated({"load_generator": 0.55, "server": 0.84}, workers=1) == []
+    assert bench_serve.saturated({"load_generator": 0.5, "server": 1.2}, workers=2) == []  # of 1.7
 
 
 def test_write_path_figures_come_from_the_metrics_text() -> None:
