@@ -300,21 +300,25 @@ def children_cpu_seconds() -> float:
 
 
 def measured(
-    run_scenario: Callable[[], dict[str, float | int]], server: ServerProcess
-) -> tuple[dict[str, float | int], dict[str, float]]:
+    run_scenario: Callable[[], dict[str, float | int]], server: ServerProcess, duration: int
+) -> tuple[dict[str, float | int], dict[str, float], float]:
     """Run one locust scenario; also return the CPU cores the load generator and the server used
-    on average over it (wall-clock share; startup of locust included, so a slight overestimate)."""
+    on average over it (wall-clock share, locust's start included), and the server's CPU µs per
+    request: all its CPU over the run over the requests locust counted (`duration` s at the
+    measured rate; the ramp-up second's requests are not counted, a few % too high)."""
     # With one worker uvicorn serves from the parent itself: count each process once.
     pids = sorted({server.process.pid, *server.worker_pids()}) if server.process else []
     started = time.monotonic()
     locust_before, server_before = children_cpu_seconds(), process_cpu_seconds(pids)
     stats = run_scenario()
     wall = max(time.monotonic() - started, 1e-9)
+    server_seconds = process_cpu_seconds(pids) - server_before
     cores = {
         "load_generator": round((children_cpu_seconds() - locust_before) / wall, 2),
-        "server": round((process_cpu_seconds(pids) - server_before) / wall, 2),
+        "server": round(server_seconds / wall, 2),
     }
-    return stats, cores
+    requests = float(stats["rps"]) * duration
+    return stats, cores, round(1e6 * server_seconds / requests, 1) if requests > 0 else 0.0
 
 
 # Near-full use that marks a bottleneck: locust runs in one process, so one core is its limit;
@@ -655,6 +659,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"feedback -> next top-10 (unloaded): {write_then_read}", flush=True)
         results: dict[str, dict[str, float | int]] = {}
         cpu: dict[str, dict[str, float]] = {}
+        cpu_per_request: dict[str, float] = {}
         per_commit: dict[str, float] = {}
         write_ms: dict[str, dict[str, float]] = {}
         parts: dict[str, dict[str, float | int]] = {}
@@ -672,9 +677,10 @@ def run(args: argparse.Namespace) -> int:
             counts = (
                 write_path_totals(server) if args.workers == 1 and name in ("feedback", "mixed") else None
             )
-            results[name], cpu[name] = measured(scenario, server)
+            results[name], cpu[name], cpu_per_request[name] = measured(scenario, server, args.duration)
             print(
                 f"  {results[name]}; CPU cores used: {cpu[name]}; "
+                f"server CPU {cpu_per_request[name]} µs a request; "
                 f"saturated: {saturated(cpu[name], args.workers) or 'neither'}",
                 flush=True,
             )
@@ -693,14 +699,16 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         print(f"starting the ceiling app (constant {body_bytes}-byte JSON body)", flush=True)
         ceiling = ceiling_server(workdir, args.workers, body_bytes, log_level).start()
-        ceiling_stats, cpu["ceiling"] = measured(
+        ceiling_stats, cpu["ceiling"], cpu_per_request["ceiling"] = measured(
             functools.partial(
                 run_locust, CEILING_CLASS, ceiling.url, args.concurrency, args.duration, workdir, locust_env
             ),
             ceiling,
+            args.duration,
         )
         print(
             f"  ceiling {ceiling_stats}; CPU cores used: {cpu['ceiling']}; "
+            f"server CPU {cpu_per_request['ceiling']} µs a request; "
             f"saturated: {saturated(cpu['ceiling'], args.workers) or 'neither'}",
             flush=True,
         )
@@ -725,6 +733,9 @@ def run(args: argparse.Namespace) -> int:
         # Per scenario, the sides that used (nearly) all they can: a ratio between two scenarios
         # both bounded by `load_generator` measures locust, not the server.
         "saturated": {name: saturated(cores, args.workers) for name, cores in cpu.items()},
+        # The server's CPU per request in each scenario and the ceiling: unlike req/s, not bounded
+        # by the load generator, so their ratio compares the work itself (all workers together).
+        "server_cpu_us_per_request": cpu_per_request,
         # Feedback writes per database commit in the write scenarios (group commit; 1 worker only,
         # else empty).
         "writes_per_commit": per_commit,

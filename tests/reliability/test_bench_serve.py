@@ -46,6 +46,8 @@ def test_a_short_run_reports_the_issue_9_shape(tmp_path: Path, toy_bundles: Path
     ratio = report["scenarios"]["recs"]["rps"] / report["ceiling"]["rps"]
     assert report["ratio_recs_to_ceiling"] == pytest.approx(ratio, abs=0.001)
     assert set(report["cpu_cores"]) == set(report["saturated"]) == {"recs", "feedback", "ceiling"}
+    per_request = report["server_cpu_us_per_request"]
+    assert set(per_request) == {"recs", "feedback", "ceiling"} and min(per_request.values()) > 0
     assert report["writes_per_commit"]["feedback"] >= 1
     path = report["write_path_ms"]["feedback"]
     assert 0 < path["commit_ms"] <= path["wait_ms"]
