@@ -19,6 +19,7 @@ from backend.routes.recommendations import to_payload, to_response
 from backend.settings import Settings
 from backend.store import ApiKeyRecord, SessionRecord, UserRecord
 from tests.backend.conftest import api_key, signup
+from tests.support.telemetry import count_tracer_provider_lookups
 
 RECS = "/api/v1/recommendations"
 
@@ -391,16 +392,7 @@ def test_opentelemetry_is_off_by_default_and_on_when_asked(
 ) -> None:
     """Off, no request asks OpenTelemetry for its providers (a per-request cost); on, FastAPI's
     native telemetry looks for them on every request as it does by default."""
-    from opentelemetry import trace
-
-    asked: list[int] = []
-    real = trace.get_tracer_provider
-
-    def counting() -> trace.TracerProvider:
-        asked.append(1)
-        return real()
-
-    monkeypatch.setattr(trace, "get_tracer_provider", counting)
+    asked = count_tracer_provider_lookups(monkeypatch)
     for enabled in (False, True):
         asked.clear()
         app = create_app(settings.model_copy(update={"opentelemetry": enabled}))

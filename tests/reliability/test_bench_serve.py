@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from backend import bench_serve
 from explainrec.errors import ConfigError, ExplainrecError
+from tests.support.telemetry import count_tracer_provider_lookups
 
 LOCUST_CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
 Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,\
@@ -93,16 +94,7 @@ def test_a_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_ceiling_body_has_the_requested_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    from opentelemetry import trace
-
-    asked: list[int] = []
-    real = trace.get_tracer_provider
-
-    def counting() -> trace.TracerProvider:
-        asked.append(1)
-        return real()
-
-    monkeypatch.setattr(trace, "get_tracer_provider", counting)
+    asked = count_tracer_provider_lookups(monkeypatch)
     monkeypatch.setenv(bench_serve.CEILING_BYTES_ENV, "1420")
     with TestClient(bench_serve.ceiling_app()) as client:
         response = client.get("/ceiling")
