@@ -6,9 +6,9 @@
 Starts `explainrec serve` (uvicorn, `--workers` processes) on a throwaway SQLite database, and,
 served the same way, a bare FastAPI app whose one endpoint returns a constant JSON body as large
 as a top-10 response (the ceiling; FastAPI's per-request telemetry check off, as in the service
-by default). Each scenario is driven for `--duration` seconds by locust,
-headless, in its own process, with `--concurrency` users that send the next request as soon as
-the last one answers. Output (issue 9):
+by default). Each scenario is driven for `--duration` seconds by locust, headless, in its own
+process, with `--concurrency` users that send the next request as soon as the last one
+answers. Output (issue 9):
 
     {"concurrency": 32, "scenarios": {"recs": {"rps", "p50_ms", "p95_ms", "p99_ms", "errors"}, ...},
      "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71,
