@@ -66,14 +66,10 @@ def _dialect_insert(dialect: str, table: type[models.FeedbackEvent]) -> Any:
     return sqlite.insert(table)
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def as_utc(value: datetime) -> datetime:
     """The same instant in UTC (naive: taken as UTC). SQLite's DATETIME keeps a datetime's
-    fields and drops its offset, so a client's 10:00+02:00 was read back as 10:00 UTC."""
+    fields and drops its offset (a client's 10:00+02:00 was read back as 10:00 UTC), so writes
+    convert first; SQLite hands back naive datetimes, PostgreSQL its session's zone."""
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -138,7 +134,7 @@ def _user(row: models.User | Row[Any]) -> UserRecord:
         occupation=row.occupation,
         location=row.location,
         interests=tuple(row.interests or ()),
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
     )
 
 
@@ -149,7 +145,7 @@ def _feedback(row: models.FeedbackEvent) -> FeedbackRecord:
         item_id=row.item_id,
         event=row.event,
         value=row.value,
-        timestamp=_utc(row.timestamp),
+        timestamp=as_utc(row.timestamp),
     )
 
 
@@ -280,10 +276,10 @@ class Store:
             if found is None:
                 return None
             sess, user = found
-            if _utc(sess.expires_at) <= now():
+            if as_utc(sess.expires_at) <= now():
                 return None
             return SessionRecord(
-                user=_user(user), csrf_token=sess.csrf_token, expires_at=_utc(sess.expires_at)
+                user=_user(user), csrf_token=sess.csrf_token, expires_at=as_utc(sess.expires_at)
             )
 
     def delete_session(self, token: str) -> None:
@@ -382,7 +378,7 @@ class Store:
             rows = connection.execute(_EVENTS_BY_KEY, {"keys": list(wanted)}).all()
             stored = {
                 r.idempotency_key: FeedbackRecord(
-                    r.id, r.user_id, r.item_id, r.event, r.value, _utc(r.timestamp)
+                    r.id, r.user_id, r.item_id, r.event, r.value, as_utc(r.timestamp)
                 )
                 for r in rows
             }
@@ -417,7 +413,7 @@ class Store:
             )
             for i, new_id in zip(new, ids, strict=True):
                 w, when = stamped[i]
-                created[i] = FeedbackRecord(new_id, w.user_id, w.item_id, w.event, w.value, _utc(when))
+                created[i] = FeedbackRecord(new_id, w.user_id, w.item_id, w.event, w.value, as_utc(when))
         outcomes: list[tuple[FeedbackRecord, bool] | IdempotencyConflictError] = []
         for i, ((write, _), key) in enumerate(zip(stamped, keys, strict=True)):
             if i in created:
@@ -450,7 +446,7 @@ class Store:
         new_id = connection.execute(statement.returning(table.id)).scalar()
         if new_id is not None:
             return FeedbackRecord(
-                new_id, write.user_id, write.item_id, write.event, write.value, _utc(when)
+                new_id, write.user_id, write.item_id, write.event, write.value, as_utc(when)
             ), True
         first = connection.execute(
             select(table.id, table.item_id, table.event, table.value, table.timestamp).where(
@@ -460,7 +456,7 @@ class Store:
         return _replay(
             write,
             FeedbackRecord(
-                first.id, write.user_id, first.item_id, first.event, first.value, _utc(first.timestamp)
+                first.id, write.user_id, first.item_id, first.event, first.value, as_utc(first.timestamp)
             ),
         )
 
@@ -487,7 +483,7 @@ class Store:
             rows = conn.execute(_RECENT_EVENTS, {"user_id": user_id, "limit": limit}).all()
         record = _user(cast(Row[Any], user)) if user is not None else None
         feedback = [
-            FeedbackRecord(r.id, user_id, r.item_id, r.event, r.value, _utc(r.timestamp))
+            FeedbackRecord(r.id, user_id, r.item_id, r.event, r.value, as_utc(r.timestamp))
             for r in reversed(rows)
         ]
         return record, feedback
