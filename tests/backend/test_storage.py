@@ -115,15 +115,15 @@ def test_each_write_of_a_batch_gets_the_id_of_its_own_row(store: Store) -> None:
 
 
 def test_timestamps_are_stored_as_the_same_instant_in_utc(store: Store) -> None:
-    paris = datetime(2026, 11, 28, 10, 0, tzinfo=timezone(timedelta(hours=2)))
+    plus_two = datetime(2026, 11, 28, 10, 0, tzinfo=timezone(timedelta(hours=2)))
     naive = datetime(2026, 11, 28, 10, 0)  # taken as UTC
     (sent, _), (unzoned, _) = (
-        store.add_feedback("u1", "i1", "click", None, paris, None),
+        store.add_feedback("u1", "i1", "click", None, plus_two, None),
         store.add_feedback("u1", "i2", "click", None, naive, "k"),
     )
     read = store.feedback_for("u1")
     assert [e.timestamp for e in read] == [sent.timestamp, unzoned.timestamp]
-    assert read[0].timestamp == paris and read[0].timestamp.utcoffset() == timedelta(0)
+    assert read[0].timestamp == plus_two and read[0].timestamp.utcoffset() == timedelta(0)
     assert read[1].timestamp == naive.replace(tzinfo=UTC)
     _, history = store.user_and_feedback("u1")  # the read path's own statements
     assert [e.timestamp for e in history] == [e.timestamp for e in read]
