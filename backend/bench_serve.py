@@ -322,19 +322,25 @@ def measured(
 
 
 # Near-full use that marks a bottleneck: locust runs in one process, so one core is its limit;
-# a uvicorn worker's event loop is one thread, so about one core per worker is the server's.
+# a uvicorn worker's event loop is one thread, so about one core per worker is the server's; and
+# both share the machine's cores.
 LOCUST_SATURATED_CORES = 0.9
 SERVER_SATURATED_CORES_PER_WORKER = 0.85
+MACHINE_SATURATED_SHARE = 0.9
 
 
-def saturated(cores: dict[str, float], workers: int) -> list[str]:
-    """Which side used (nearly) all it can during a scenario: `load_generator`, `server`, both,
-    or neither. A closed-loop throughput says little about the server when only locust is here."""
+def saturated(cores: dict[str, float], workers: int, cpus: int) -> list[str]:
+    """What used (nearly) all it can during a scenario: `load_generator`, `server`, `machine`
+    (the two together on all `cpus` cores: with several workers on a small machine the server
+    runs out of cores before each worker fills its own), any of them, or none. A closed-loop
+    throughput says little about the server when only locust is here."""
     full = []
     if cores["load_generator"] >= LOCUST_SATURATED_CORES:
         full.append("load_generator")
     if cores["server"] >= SERVER_SATURATED_CORES_PER_WORKER * workers:
         full.append("server")
+    if cores["load_generator"] + cores["server"] >= MACHINE_SATURATED_SHARE * cpus:
+        full.append("machine")
     return full
 
 
@@ -644,6 +650,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"--bundle {args.bundle}: cannot read its feature spec: {exc}") from exc
     ordered = [s for s in SCENARIOS if s in chosen]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workdir = Path(tempfile.mkdtemp(prefix="explainrec-bench-"))
     log_level = os.environ.get("EXPLAINREC_LOG_LEVEL", "info").lower()
     server = ceiling = None
@@ -681,7 +688,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"  {results[name]}; CPU cores used: {cpu[name]}; "
                 f"server CPU {cpu_per_request[name]} µs a request; "
-                f"saturated: {saturated(cpu[name], args.workers) or 'neither'}",
+                f"saturated: {saturated(cpu[name], args.workers, cpus) or 'none'}",
                 flush=True,
             )
             if name == "mixed":
@@ -709,7 +716,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  ceiling {ceiling_stats}; CPU cores used: {cpu['ceiling']}; "
             f"server CPU {cpu_per_request['ceiling']} µs a request; "
-            f"saturated: {saturated(cpu['ceiling'], args.workers) or 'neither'}",
+            f"saturated: {saturated(cpu['ceiling'], args.workers, cpus) or 'none'}",
             flush=True,
         )
     finally:
@@ -730,9 +737,9 @@ def run(args: argparse.Namespace) -> int:
         # Average CPU cores used per scenario by locust and by the server (all its processes):
         # both share this machine, so the load generator's share is not available to the server.
         "cpu_cores": cpu,
-        # Per scenario, the sides that used (nearly) all they can: a ratio between two scenarios
-        # both bounded by `load_generator` measures locust, not the server.
-        "saturated": {name: saturated(cores, args.workers) for name, cores in cpu.items()},
+        # Per scenario, what used (nearly) all it can (`load_generator`, `server`, `machine`): a
+        # ratio between two scenarios both bounded by `load_generator` measures locust.
+        "saturated": {name: saturated(cores, args.workers, cpus) for name, cores in cpu.items()},
         # The server's CPU per request in each scenario and the ceiling: unlike req/s, not bounded
         # by the load generator, so their ratio compares the work itself (all workers together).
         "server_cpu_us_per_request": cpu_per_request,

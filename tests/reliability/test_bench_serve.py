@@ -203,17 +203,19 @@ def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path:
     assert "Traceback" not in missing.stderr
 
 
-def test_saturation_names_the_side_that_used_all_it_can() -> None:
+def test_saturation_names_what_used_all_it_can() -> None:
     # Round seven's default run: locust bounded the cached recs and the ceiling, the server the
     # writes, both the similar items.
-    assert bench_serve.saturated({"load_generator": 0.97, "server": 0.57}, workers=1) == ["load_generator"]
-    assert bench_serve.saturated({"load_generator": 0.61, "server": 0.89}, workers=1) == ["server"]
-    assert bench_serve.saturated({"load_generator": 0.90, "server": 0.91}, workers=1) == [
-        "load_generator",
-        "server",
-    ]
-    assert bench_serve.saturated({"load_generator": 0.55, "server": 0.84}, workers=1) == []
-    assert bench_serve.saturated({"load_generator": 0.5, "server": 1.2}, workers=2) == []  # of 1.7
+    def full(locust: float, server: float, workers: int = 1) -> list[str]:
+        return bench_serve.saturated({"load_generator": locust, "server": server}, workers, cpus=2)
+
+    assert full(0.97, 0.57) == ["load_generator"]
+    assert full(0.61, 0.89) == ["server"]
+    assert full(0.90, 0.91) == ["load_generator", "server", "machine"]
+    assert full(0.55, 0.84) == []
+    # Two workers on two cores: neither worker fills its core, the machine is full.
+    assert full(0.60, 1.25, workers=2) == ["machine"]
+    assert full(0.50, 1.20, workers=2) == []
 
 
 def test_write_path_figures_come_from_the_metrics_text() -> None:
