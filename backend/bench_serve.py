@@ -326,7 +326,7 @@ def measured(
 # both share the machine's cores.
 LOCUST_SATURATED_CORES = 0.9
 SERVER_SATURATED_CORES_PER_WORKER = 0.85
-MACHINE_SATURATED_SHARE = 0.9
+MACHINE_SATURATED_SHARE = 0.85
 
 
 def saturated(cores: dict[str, float], workers: int, cpus: int) -> list[str]:
