@@ -257,7 +257,7 @@ async def measure(args: argparse.Namespace, workdir: Path) -> None:
         if name == args.profile:  # right away: later scenarios (feedback) change the state
             profiler = cProfile.Profile()
             profiler.enable()
-            await timed(requests, args.requests, concurrency.get(name, 1))
+            await timed(requests, n, waves)
             profiler.disable()
             profile = pstats.Stats(profiler)
     # Each user's first explained list, on a fresh app: attribution through the user tower.
