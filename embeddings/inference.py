@@ -8,7 +8,7 @@
 Inputs are built the way training built them (`training.features`): the most recent
 `max_history` items, right-aligned, and interests equal to the history's category
 distribution unless the person chose interest categories. One forward pass of the user tower
-on a batch of one, well under 5 ms on a CPU.
+(in numpy: embeddings/numpy_tower.py) on a batch of one, well under 1 ms on a CPU.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from embeddings.towers import UserBatch, interests_from_history
+from embeddings.numpy_tower import NumpyUserTower
 from explainrec.errors import DataError
 
 if TYPE_CHECKING:
@@ -30,11 +29,11 @@ class UserEncoder:
     def __init__(self, bundle: Bundle) -> None:
         self.spec = bundle.feature_spec
         self.model = bundle.model.eval()
-        self._item_categories: torch.Tensor = self.model.item_categories  # type: ignore[assignment]
         self._n_fields = len(self.spec.profile_fields)
         # The bundle's item vectors are the item tower's outputs: pooling gathers them instead of
-        # re-running the item tower on every history item.
-        self._item_vectors = torch.from_numpy(bundle.item_vectors)
+        # re-running the item tower on every history item. The forward pass runs in numpy
+        # (embeddings/numpy_tower.py): torch's per-operation overhead was most of a fold-in.
+        self.tower = NumpyUserTower(self.model, bundle.item_vectors)
 
     def encode(
         self,
@@ -54,14 +53,14 @@ class UserEncoder:
         self, users: Sequence[tuple[Mapping[Any, Any] | None, Sequence[str], str | None, Sequence[str]]]
     ) -> np.ndarray:
         """Several `encode` calls [(profile, history_item_ids, user_id, interests), ...] in one
-        forward pass: [len(users), d]. A batch of two costs little more than one (torch's per-op
+        forward pass: [len(users), d]. A batch of two costs little more than one (the per-call
         overhead dominates a single row)."""
         return self.encode_batch([self._batch_row(*user) for user in users])
 
     def encode_batch(self, rows: Sequence[tuple[list[int], list[int], int, list[float]]]) -> np.ndarray:
         """Encode prepared rows (profile indices, history indices, user index, interests)."""
         length = min(self.spec.max_history, max((len(r[1]) for r in rows), default=0))
-        # Filled in numpy: a list into a numpy slice costs a fraction of a torch.tensor per row.
+        # Filled in numpy: a list into a numpy slice costs a fraction of an array per row.
         history = np.zeros((len(rows), length), dtype=np.int64)
         lengths = np.zeros(len(rows), dtype=np.int64)
         for b, (_, items, _, _) in enumerate(rows):
@@ -89,25 +88,14 @@ class UserEncoder:
         [B, categories] (all zero: derived from the history), history item indices [B, L] with
         each row's `lengths[b]` items right-aligned (oldest first) and zeros before them."""
         length = history.shape[1]
-        history_t = torch.from_numpy(np.ascontiguousarray(history, dtype=np.int64))
-        mask = torch.from_numpy(np.arange(length)[None, :] >= (length - lengths)[:, None])
-        interests_t = torch.from_numpy(np.array(interests, dtype=np.float32))
-        empty = interests_t.sum(dim=1) == 0
-        if bool(empty.any()) and length:
-            # No chosen interests: use the history's category distribution, as training did.
-            derived = interests_from_history(self._item_categories, history_t, mask)
-            interests_t = torch.where(empty.unsqueeze(1), derived, interests_t)
-        batch = UserBatch(
-            user_idx=torch.from_numpy(np.array(user_idx, dtype=np.int64)),
-            profile=torch.from_numpy(np.array(profile, dtype=np.int64)),
-            interests=interests_t,
-            history=history_t,
-            history_mask=mask,
+        history = np.ascontiguousarray(history, dtype=np.int64)
+        return self.tower.encode_users(
+            np.asarray(user_idx, dtype=np.int64),
+            np.asarray(profile, dtype=np.int64).reshape(len(history), self._n_fields),
+            np.asarray(interests, dtype=np.float32).reshape(len(history), -1),
+            history,
+            np.arange(length)[None, :] >= (length - np.asarray(lengths))[:, None],
         )
-        with torch.inference_mode():
-            # The whole table, not the history's rows: pooling gathers only what the tower reads.
-            vectors = self.model.encode_users(batch, item_vectors=self._item_vectors)
-            return vectors.numpy().astype(np.float32, copy=False)
 
     def _batch_row(
         self,

@@ -242,7 +242,8 @@ class TwoTowerModel(nn.Module):
     ) -> Tensor:
         """[B, dim] L2-normalised user vectors. `history_vectors` / `item_vectors` are optional
         precomputed item-tower outputs (see `pool_history`); without them the history items go
-        through the item tower here."""
+        through the item tower here. Serving runs this pass in numpy (embeddings/numpy_tower.py):
+        change both; tests/embeddings/test_numpy_tower.py compares them."""
         c = self.config
         parts: list[Tensor] = []
         if c.use_user_id:
