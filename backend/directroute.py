@@ -1,10 +1,11 @@
 """A route whose endpoint takes the Request and returns the Response: FastAPI's handler skipped.
 
-The two hottest routes (GET /api/v1/recommendations, POST /api/v1/feedback) already parse their
-own query string and body (backend/queryparams.py, backend/jsonbody.py) and build their own
-Response. FastAPI still wrapped them in its generic request handler: dependency solving for the
-`request` parameter, the body and content-type checks for a route with no body, a look at the
-return value. `DirectRoute` hands Starlette the endpoint itself instead (FastAPI's documented
+The hottest routes (GET /api/v1/recommendations, POST /api/v1/feedback and the profile form's
+POST /api/v1/recommendations/cold-start) already parse their own query string and body
+(backend/queryparams.py, backend/jsonbody.py) and build their own Response. FastAPI still
+wrapped them in its generic request handler: dependency solving for the `request` parameter,
+the body and content-type checks (again, for a route that reads its own), a look at the return
+value. `DirectRoute` hands Starlette the endpoint itself instead (FastAPI's documented
 hook for this, `APIRoute.get_route_handler`); routing, the exception handlers, the middlewares
 and the OpenAPI entry (response model, `openapi_extra`) stay FastAPI's.
 

@@ -99,7 +99,7 @@ def test_declared_dependencies_are_refused_not_skipped() -> None:
         DirectRoute("/x", greet, methods=["GET"], dependencies=[Depends(needs_something)])
 
 
-def test_the_service_serves_its_two_hottest_routes_directly() -> None:
+def test_the_service_serves_its_hottest_routes_directly() -> None:
     direct = {
         (route.path, method)
         for module in (feedback, recommendations, items, users)
@@ -107,4 +107,8 @@ def test_the_service_serves_its_two_hottest_routes_directly() -> None:
         if isinstance(route, DirectRoute)
         for method in route.methods or ()
     }
-    assert direct == {("/api/v1/recommendations", "GET"), ("/api/v1/feedback", "POST")}
+    assert direct == {
+        ("/api/v1/recommendations", "GET"),
+        ("/api/v1/recommendations/cold-start", "POST"),
+        ("/api/v1/feedback", "POST"),
+    }
