@@ -294,6 +294,17 @@ def process_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of one process's main thread: in a uvicorn worker, the
+    event loop's (0 where unreadable)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
 def children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -303,19 +314,25 @@ def measured(
     run_scenario: Callable[[], dict[str, float | int]], server: ServerProcess, duration: int
 ) -> tuple[dict[str, float | int], dict[str, float], float]:
     """Run one locust scenario; also return the CPU cores the load generator and the server used
-    on average over it (wall-clock share, locust's start included), and the server's CPU µs per
-    request: all its CPU over the run over the requests locust counted (`duration` s at the
-    measured rate; the ramp-up second's requests are not counted, a few % too high)."""
+    on average over it (wall-clock share, locust's start included), the busiest worker's event
+    loop (its main thread: the rest of the server's CPU ran in threads beside it, such as the
+    feedback commits), and the server's CPU µs per request: all its CPU over the run over the
+    requests locust counted (`duration` s at the measured rate; the ramp-up second's requests are
+    not counted, a few % too high)."""
     # With one worker uvicorn serves from the parent itself: count each process once.
     pids = sorted({server.process.pid, *server.worker_pids()}) if server.process else []
+    workers = server.worker_pids() if server.process else []
     started = time.monotonic()
     locust_before, server_before = children_cpu_seconds(), process_cpu_seconds(pids)
+    loops_before = [main_thread_cpu_seconds(pid) for pid in workers]
     stats = run_scenario()
     wall = max(time.monotonic() - started, 1e-9)
     server_seconds = process_cpu_seconds(pids) - server_before
+    loops = [main_thread_cpu_seconds(pid) - before for pid, before in zip(workers, loops_before, strict=True)]
     cores = {
         "load_generator": round((children_cpu_seconds() - locust_before) / wall, 2),
         "server": round(server_seconds / wall, 2),
+        "event_loop": round(max(loops, default=0.0) / wall, 2),
     }
     requests = float(stats["rps"]) * duration
     return stats, cores, round(1e6 * server_seconds / requests, 1) if requests > 0 else 0.0

@@ -47,6 +47,9 @@ def test_a_short_run_reports_the_issue_9_shape(tmp_path: Path, toy_bundles: Path
     ratio = report["scenarios"]["recs"]["rps"] / report["ceiling"]["rps"]
     assert report["ratio_recs_to_ceiling"] == pytest.approx(ratio, abs=0.001)
     assert set(report["cpu_cores"]) == set(report["saturated"]) == {"recs", "feedback", "ceiling"}
+    for cores in report["cpu_cores"].values():
+        assert set(cores) == {"load_generator", "server", "event_loop"}
+        assert 0 < cores["event_loop"] <= cores["server"]
     per_request = report["server_cpu_us_per_request"]
     assert set(per_request) == {"recs", "feedback", "ceiling"} and min(per_request.values()) > 0
     assert report["writes_per_commit"]["feedback"] >= 1
@@ -129,6 +132,29 @@ def test_cpu_accounting_sees_this_process_burn_cpu() -> None:
         pass
     assert process_cpu_seconds([os.getpid()]) - before >= 0.1
     assert process_cpu_seconds([2**22 + 12345]) == 0.0  # a pid that does not exist
+
+
+def test_the_event_loop_share_counts_the_main_thread_alone() -> None:
+    import os
+    import threading
+
+    from backend.bench_serve import main_thread_cpu_seconds, process_cpu_seconds
+
+    def spin() -> None:
+        deadline = time.thread_time() + 0.3
+        while time.thread_time() < deadline:
+            pass
+
+    main_before, process_before = main_thread_cpu_seconds(os.getpid()), process_cpu_seconds([os.getpid()])
+    worker = threading.Thread(target=spin)
+    worker.start()
+    worker.join()  # the main thread sleeps here
+    assert process_cpu_seconds([os.getpid()]) - process_before >= 0.2
+    assert main_thread_cpu_seconds(os.getpid()) - main_before < 0.1
+    before = main_thread_cpu_seconds(os.getpid())
+    spin()
+    assert main_thread_cpu_seconds(os.getpid()) - before >= 0.2
+    assert main_thread_cpu_seconds(2**22 + 12345) == 0.0
 
 
 def test_seeded_sessions_sign_in_the_bench_shoppers(tmp_path: Path, toy_bundles: Path) -> None:
