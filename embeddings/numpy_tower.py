@@ -37,8 +37,9 @@ class _HistorySums:
         counts = mask.sum(axis=1)
         self.counts = counts[:, None].astype(np.float32)
         self.picked = history[mask]  # row-major: each history's entries together, oldest first
-        self.weights: np.ndarray | None = None
-        self.starts: np.ndarray | None = None
+        self.weights: np.ndarray | None = None  # the count matrix, when there are many entries
+        self.starts: np.ndarray | None = None  # where each non-empty history's entries start
+        self.some = counts > 0  # the histories with any entries
         if self.picked.size * 8 > self.batch * rows and rows <= _DENSE_POOL_MAX_ROWS:
             # Many entries (evidence's dozens of windows): a [B, rows] count matrix and one product
             # per table, as the torch tower's scatter_add; repeats count as often as they occur.
@@ -46,7 +47,6 @@ class _HistorySums:
             self.weights = np.bincount(flat, minlength=self.batch * rows).reshape(self.batch, rows)
             self.weights = self.weights.astype(np.float32)
         elif self.batch > 1:
-            self.some = counts > 0
             self.starts = (np.cumsum(counts) - counts)[self.some]
 
     def sum(self, table: np.ndarray) -> np.ndarray:
