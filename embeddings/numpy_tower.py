@@ -25,6 +25,9 @@ from embeddings.towers import TwoTowerModel
 
 # As in embeddings/towers.py: above this many table rows a [B, rows] count matrix is too big.
 _DENSE_POOL_MAX_ROWS = 50_000
+# A gathered history entry costs about as much as this many cells of the count matrix's product
+# (BLAS); measured on the evidence's batch shapes, 10-220 histories of 10-220 entries.
+GATHER_COST_IN_CELLS = 40
 
 
 class _HistorySums:
@@ -40,7 +43,7 @@ class _HistorySums:
         self.weights: np.ndarray | None = None  # the count matrix, when there are many entries
         self.starts: np.ndarray | None = None  # where each non-empty history's entries start
         self.some = counts > 0  # the histories with any entries
-        if self.picked.size * 8 > self.batch * rows and rows <= _DENSE_POOL_MAX_ROWS:
+        if self.picked.size * GATHER_COST_IN_CELLS > self.batch * rows and rows <= _DENSE_POOL_MAX_ROWS:
             # Many entries (evidence's dozens of windows): a [B, rows] count matrix and one product
             # per table, as the torch tower's scatter_add; repeats count as often as they occur.
             flat = (np.arange(self.batch)[:, None] * rows + history)[mask]

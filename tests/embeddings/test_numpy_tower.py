@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from embeddings import numpy_tower
 from embeddings.numpy_tower import NumpyUserTower, _HistorySums
 from embeddings.towers import ItemFeatures, TwoTowerConfig, TwoTowerModel, UserBatch, interests_from_history
 
@@ -110,14 +111,17 @@ def test_numpy_tower_equals_the_torch_tower(variant: str, batch: int, length: in
 
 
 @pytest.mark.parametrize(
-    ("batch", "length", "path"),
-    [(1, 3, "one history"), (6, 4, "several, gathered"), (5, 60, "count matrix")],
+    ("batch", "gather_cost", "path"),
+    [(1, 0, "one history"), (6, 0, "several, gathered"), (6, 10**9, "count matrix")],
 )
-def test_each_way_of_summing_histories_adds_the_right_rows(batch: int, length: int, path: str) -> None:
-    rng = np.random.default_rng(length)
+def test_each_way_of_summing_histories_adds_the_right_rows(
+    monkeypatch: pytest.MonkeyPatch, batch: int, gather_cost: int, path: str
+) -> None:
+    monkeypatch.setattr(numpy_tower, "GATHER_COST_IN_CELLS", gather_cost)
+    rng = np.random.default_rng(batch)
     table = rng.standard_normal((N_ITEMS, 3)).astype(np.float32)
-    history = rng.integers(0, N_ITEMS, (batch, length))
-    mask = rng.random((batch, length)) < 0.6
+    history = rng.integers(0, N_ITEMS, (batch, 5))
+    mask = rng.random((batch, 5)) < 0.6
     mask[0] = False  # an empty history sums to zeros
     if batch > 1:
         history[1, :] = 7  # one item many times counts as often
@@ -134,6 +138,16 @@ def test_each_way_of_summing_histories_adds_the_right_rows(batch: int, length: i
     expected = np.stack([table[history[b][mask[b]]].sum(axis=0) for b in range(batch)])
     np.testing.assert_allclose(sums.sum(table), expected, atol=1e-5)
     np.testing.assert_array_equal(sums.counts[:, 0], mask.sum(axis=1))
+
+
+def test_a_request_gathers_rows_and_the_evidence_multiplies_counts() -> None:
+    rows = 1682  # the ML-100K catalogue
+    one_user = _HistorySums(np.arange(12)[None, :], np.ones((1, 12), dtype=bool), rows)
+    two_users = _HistorySums(np.arange(24).reshape(2, 12), np.ones((2, 12), dtype=bool), rows)
+    windows = _HistorySums(np.zeros((130, 130), dtype=np.int64), np.ones((130, 130), dtype=bool), rows)
+    assert one_user.weights is None and one_user.starts is None
+    assert two_users.weights is None and two_users.starts is not None
+    assert windows.weights is not None
 
 
 def test_the_tower_keeps_its_own_copy_of_the_weights() -> None:

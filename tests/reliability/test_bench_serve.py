@@ -229,6 +229,15 @@ def test_the_recommender_bench_times_every_scenario(toy_bundles: Path, tmp_path:
     assert "Traceback" not in missing.stderr
 
 
+def test_the_history_sums_bench_times_both_ways_for_every_shape() -> None:
+    done = run_script("bench_history_sums.py", "--rows", "300", "--dims", "8,4")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines()[1:-1]]
+    assert len(rows) == 11 and all(len(row) == 6 and row[-1] in ("gathered", "matrix") for row in rows)
+    assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
+    assert done.stdout.splitlines()[-1] == "the tower uses the matrix when cells per entry < 40"
+
+
 def test_saturation_names_what_used_all_it_can() -> None:
     # Round seven's default run: locust bounded the cached recs and the ceiling, the server the
     # writes, both the similar items.
