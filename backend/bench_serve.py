@@ -281,28 +281,24 @@ def ceiling_server(workdir: Path, workers: int, body_bytes: int, log_level: str)
 # -- CPU accounting: locust shares the machine's cores with the server --
 
 
+def _stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds in a /proc stat file (a process's or a thread's); 0 if unreadable."""
+    try:
+        fields = stat.read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def process_cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds so far of these processes (from /proc; 0 where unreadable)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+    return sum(_stat_cpu_seconds(Path(f"/proc/{pid}/stat")) for pid in pids)
 
 
 def main_thread_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds so far of one process's main thread: in a uvicorn worker, the
     event loop's (0 where unreadable)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    try:
-        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
 def children_cpu_seconds() -> float:
