@@ -14,7 +14,9 @@ bundle users):
 - `explained`: the same with template explanations, each user's attribution already cached
   (the repeat path);
 - `explained_first`: a user's first explained top-10 (the counterfactual attribution through
-  the user tower), every call a user not asked before;
+  the user tower), every call a user not asked before: each round loads the bundle afresh and
+  asks the same seeded sample of `--calls` users (at most all of them), so rounds and runs
+  compare the same work;
 - `cold_start`: a profile form with two interests and two liked items (one user-tower pass).
 """
 
@@ -30,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -63,8 +66,14 @@ def main(args: argparse.Namespace) -> None:
     plain, explained = RecQuery(k=10), RecQuery(k=10, explain=True)
     for user_id in users:  # every user's vector, segment and attribution once
         recommender.recommend(Shopper(user_id), explained)
-    first_users = iter(rng.sample(users, len(users)))
-    first = Recommender.load(resolve_bundle_dir(args.bundle), TemplateExplainer())
+    # The same users every round, each round on a Recommender that has seen none of them: rounds
+    # then differ by the machine only, not by how long the drawn users' histories are.
+    first_users = rng.sample(users, min(args.calls, len(users)))
+    first: dict[str, Any] = {}
+
+    def new_first_round() -> None:
+        first["recommender"] = Recommender.load(resolve_bundle_dir(args.bundle), TemplateExplainer())
+        first["users"] = iter(first_users)
 
     def cold_start() -> object:
         liked = rng.sample(items, 2)
@@ -79,19 +88,27 @@ def main(args: argparse.Namespace) -> None:
     calls: dict[str, Callable[[], object]] = {
         "top10": lambda: recommender.recommend(Shopper(rng.choice(users)), plain),
         "explained": lambda: recommender.recommend(Shopper(rng.choice(users)), explained),
-        "explained_first": lambda: first.recommend(Shopper(next(first_users)), explained),
+        "explained_first": lambda: first["recommender"].recommend(Shopper(next(first["users"])), explained),
         "cold_start": cold_start,
     }
+
+    def one_round(name: str, profiler: cProfile.Profile | None = None) -> float:
+        if name == "explained_first":
+            new_first_round()
+        if profiler is not None:
+            profiler.enable()
+        try:
+            return timed(calls[name], len(first_users) if name == "explained_first" else args.calls)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+
     for name in SCENARIOS:
-        # Every user is new to `first` once: its rounds share the users between them.
-        n = min(args.calls, len(users) // (args.rounds + 1)) if name == "explained_first" else args.calls
-        rounds = [timed(calls[name], n) for _ in range(args.rounds)]
+        rounds = [one_round(name) for _ in range(args.rounds)]
         print(f"{name:16s} {statistics.median(rounds):9.1f} µs/call", flush=True)
         if name == args.profile:
             profiler = cProfile.Profile()
-            profiler.enable()
-            timed(calls[name], n)
-            profiler.disable()
+            one_round(name, profiler)
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(30)
 
 
