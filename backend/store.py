@@ -183,9 +183,8 @@ _EVENTS_BY_KEY = select(
     models.FeedbackEvent.idempotency_key,
 ).where(models.FeedbackEvent.idempotency_key.in_(bindparam("keys", expanding=True)))
 # ids in the order of the rows (SQLAlchemy's insertmanyvalues keeps the correlation).
-_INSERT_EVENTS = insert(models.FeedbackEvent).returning(
-    models.FeedbackEvent.id, sort_by_parameter_order=True
-)
+_INSERT_EVENTS = insert(models.FeedbackEvent).returning(models.FeedbackEvent.id, sort_by_parameter_order=True)
+
 
 class Store:
     def __init__(self, session_factory: sessionmaker) -> None:
@@ -200,9 +199,7 @@ class Store:
         # SQLite takes one writer at a time and makes the others sleep-and-retry: feedback writers
         # queue on a lock instead (backend/db/writelock.py). PostgreSQL needs none.
         self._write_lock: SqliteWriteLock | contextlib.nullcontext[None] = (
-            SqliteWriteLock(bind.url.database)
-            if bind.dialect.name == "sqlite"
-            else contextlib.nullcontext()
+            SqliteWriteLock(bind.url.database) if bind.dialect.name == "sqlite" else contextlib.nullcontext()
         )
 
     def ping(self) -> None:

@@ -79,8 +79,12 @@ class UserBatch:
     history_mask: Tensor  # [B, L] bool, True where history holds a real item
 
     def to(self, device: torch.device | str) -> UserBatch:
-        return UserBatch(*(t.to(device) for t in (self.user_idx, self.profile, self.interests,
-                                                   self.history, self.history_mask)))
+        return UserBatch(
+            *(
+                t.to(device)
+                for t in (self.user_idx, self.profile, self.interests, self.history, self.history_mask)
+            )
+        )
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
@@ -227,8 +231,11 @@ class TwoTowerModel(nn.Module):
         if self.config.history_pooling == "mean" and item_vectors is not None:
             return _mean_pool(history, mask, item_vectors)
         if vectors is None:
-            vectors = (item_vectors[history] if item_vectors is not None
-                       else self.encode_items(history.reshape(-1)).reshape(batch, length, -1))
+            vectors = (
+                item_vectors[history]
+                if item_vectors is not None
+                else self.encode_items(history.reshape(-1)).reshape(batch, length, -1)
+            )
         weights = mask.float()
         if self.config.history_pooling == "attention":
             logits = (vectors @ self.history_query) / math.sqrt(self.config.dim)
@@ -260,11 +267,15 @@ class TwoTowerModel(nn.Module):
             parts.append(self.interest_proj(batch.interests))
         if c.use_history:
             if c.history_tied:
-                parts.append(self.pool_history(batch.history, batch.history_mask, history_vectors,
-                                               item_vectors))
+                parts.append(
+                    self.pool_history(batch.history, batch.history_mask, history_vectors, item_vectors)
+                )
             if c.history_item_embedding:
-                parts.append(_mean_pool(batch.history, batch.history_mask, self.history_item.weight,
-                                        c.history_item_norm))
+                parts.append(
+                    _mean_pool(
+                        batch.history, batch.history_mask, self.history_item.weight, c.history_item_norm
+                    )
+                )
         return F.normalize(self.user_mlp(torch.cat(parts, dim=-1)), dim=-1)
 
     @torch.no_grad()
@@ -273,7 +284,8 @@ class TwoTowerModel(nn.Module):
         self.eval()
         n = self.config.n_items
         device = self.item_categories.device
-        out = torch.cat([self.encode_items(torch.arange(s, min(n, s + chunk), device=device))
-                         for s in range(0, n, chunk)])
+        out = torch.cat(
+            [self.encode_items(torch.arange(s, min(n, s + chunk), device=device)) for s in range(0, n, chunk)]
+        )
         self.train(was_training)
         return out

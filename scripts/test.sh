@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README command 2: set up, then run ruff, mypy and the whole pytest suite.
+# README command 2: set up, then run ruff (lint and format), mypy and the whole pytest suite.
 #   bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,7 @@ export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 HF_HUB_OFFLINE
 export TOKENIZERS_PARALLELISM=false
 echo "[test] ruff"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "[test] mypy"
 .venv/bin/mypy
 echo "[test] pytest"

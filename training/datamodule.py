@@ -58,13 +58,23 @@ class TwoTowerDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         # drop_last keeps in-batch softmax sizes equal; a partial batch has fewer negatives.
         drop_last = self.train_pairs.shape[0] >= 2 * self.batch_size
-        return DataLoader(TensorDataset(self.train_pairs), batch_size=self.batch_size, shuffle=True,
-                          drop_last=drop_last, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            TensorDataset(self.train_pairs),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(TensorDataset(self.val_users), batch_size=self.val_batch_size, shuffle=False,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            TensorDataset(self.val_users),
+            batch_size=self.val_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
 
 def validation_users(valid_pairs: Tensor, limit: int | None, seed: int) -> Tensor:
@@ -73,4 +83,3 @@ def validation_users(valid_pairs: Tensor, limit: int | None, seed: int) -> Tenso
         generator = torch.Generator().manual_seed(seed)
         users = users[torch.randperm(users.numel(), generator=generator)[:limit]].sort().values
     return users
-

@@ -64,8 +64,13 @@ def contents_from_checkpoint(path: Path, text_cache_dir: Path | None = None) -> 
     metrics = {k: float(v) for k, v in saved.get("metrics", {}).items()}
     metrics["epochs_to_best"] = float(saved.get("epoch", -1))
     fitted = FittedTwoTower(
-        model=model.float().eval(), spec=spec, users=ds.users, train=split.train, val_metrics=metrics,
-        fit_seconds=0.0, best_checkpoint=path,
+        model=model.float().eval(),
+        spec=spec,
+        users=ds.users,
+        train=split.train,
+        val_metrics=metrics,
+        fit_seconds=0.0,
+        best_checkpoint=path,
     )
     started = time.perf_counter()
     contents = bundle_contents(config, ds, split, fitted)

@@ -77,8 +77,13 @@ def build_feature_spec(
         prices = pd.to_numeric(ds.items["price"], errors="coerce").dropna().astype(float).tolist()
         price_edges = quantile_edges(prices, price_buckets)
     return FeatureSpec(
-        user_ids=user_ids, item_ids=item_ids, categories=categories, profile_vocab=vocab,
-        profile_edges=edges, price_edges=price_edges, max_history=max_history,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        categories=categories,
+        profile_vocab=vocab,
+        profile_edges=edges,
+        price_edges=price_edges,
+        max_history=max_history,
     )
 
 
@@ -150,8 +155,8 @@ def pad_histories(histories: Sequence[Sequence[int]], length: int) -> tuple[Tens
     for row, items in enumerate(histories):
         kept = list(items)[-length:] if length else []
         if kept:
-            out[row, length - len(kept):] = torch.tensor(kept, dtype=torch.long)
-            mask[row, length - len(kept):] = True
+            out[row, length - len(kept) :] = torch.tensor(kept, dtype=torch.long)
+            mask[row, length - len(kept) :] = True
     return out, mask
 
 

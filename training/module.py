@@ -108,8 +108,11 @@ class TwoTowerModule(L.LightningModule):
             return users
         blank = torch.rand(users.user_idx.shape[0], device=users.user_idx.device) < share
         return UserBatch(
-            users.user_idx * ~blank, users.profile, users.interests * ~blank.unsqueeze(1),
-            users.history, users.history_mask & ~blank.unsqueeze(1),
+            users.user_idx * ~blank,
+            users.profile,
+            users.interests * ~blank.unsqueeze(1),
+            users.history,
+            users.history_mask & ~blank.unsqueeze(1),
         )
 
     def _multinomial_step(self, user_idx: Tensor) -> Tensor:
@@ -169,8 +172,16 @@ class TwoTowerModule(L.LightningModule):
             pos_log_q = self.item_log_prob[target] + math.log(n_b)
             neg_log_q = torch.full((n_n,), math.log(max(n_n, 1) / n_items), device=self.device)
         loss = sampled_softmax_loss(
-            user_vecs, positives, target, inv_t, pos_log_q, negative_vecs, negatives, neg_log_q,
-            in_batch=cfg.in_batch_negatives, row_weights=weights,
+            user_vecs,
+            positives,
+            target,
+            inv_t,
+            pos_log_q,
+            negative_vecs,
+            negatives,
+            neg_log_q,
+            in_batch=cfg.in_batch_negatives,
+            row_weights=weights,
         )
         self._log_loss(loss, n_b)
         return loss
@@ -189,15 +200,17 @@ class TwoTowerModule(L.LightningModule):
         users = UserBatch(
             user_idx,
             self.user_profile[user_idx],
-            interests_from_history(self.model.item_categories, self.user_history[user_idx],
-                                   self.user_history_mask[user_idx]),
+            interests_from_history(
+                self.model.item_categories, self.user_history[user_idx], self.user_history_mask[user_idx]
+            ),
             self.user_history[user_idx],
             self.user_history_mask[user_idx],
         )
         scores = (self.model.encode_users(users, item_vectors=self._val_items) @ self._val_items.T).float()
         n_items = scores.shape[1]
-        scores = scores.masked_fill(dense_rows(self.known_indptr, self.known_indices, user_idx, n_items),
-                                    float("-inf"))
+        scores = scores.masked_fill(
+            dense_rows(self.known_indptr, self.known_indices, user_idx, n_items), float("-inf")
+        )
         top = torch.topk(scores, k=min(self.val_k, n_items), dim=1).indices
         targets = dense_rows(self.valid_indptr, self.valid_indices, user_idx, n_items)
         ndcg = per_user_metrics(top.cpu(), targets.cpu(), [self.val_k])[f"ndcg@{self.val_k}"]
@@ -209,8 +222,9 @@ class TwoTowerModule(L.LightningModule):
         self._val_items = None
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.optim_cfg.lr,
-                                      weight_decay=self.optim_cfg.weight_decay)
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.optim_cfg.lr, weight_decay=self.optim_cfg.weight_decay
+        )
         if self.optim_cfg.lr_decay >= 1.0:
             return optimizer
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.optim_cfg.lr_decay)

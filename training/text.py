@@ -64,7 +64,10 @@ def embed_texts(
     log.info("embedding %d item texts with MiniLM (cached at %s)", len(texts), cache)
     model = _load_model()
     vectors = model.encode(  # type: ignore[attr-defined]
-        texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True,
+        texts,
+        batch_size=batch_size,
+        show_progress_bar=progress,
+        convert_to_numpy=True,
         normalize_embeddings=True,
     ).astype(np.float32)
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -85,9 +85,13 @@ def build_towers(
     config: TrainConfig, ds: Dataset, split: Split, text_cache_dir: Path | None
 ) -> tuple[FeatureSpec, TwoTowerModel]:
     """The feature spec of `split.train` and freshly initialised towers for it."""
-    spec = build_feature_spec(ds, split.train, max_history=config.features.max_history,
-                              price_buckets=config.features.price_buckets,
-                              numeric_buckets=config.features.numeric_buckets)
+    spec = build_feature_spec(
+        ds,
+        split.train,
+        max_history=config.features.max_history,
+        price_buckets=config.features.price_buckets,
+        numeric_buckets=config.features.numeric_buckets,
+    )
     item_features = build_item_features(ds, spec, text_cache_dir, use_text=config.features.use_text)
     return spec, TwoTowerModel(model_config_for(config, spec, text_dim(item_features)), item_features)
 
@@ -122,27 +126,37 @@ def fit_two_tower(
         # anyway, slowly, and popularity is the strongest single signal in most catalogues.
         log_pop = torch.log1p(item_counts)
         with torch.no_grad():
-            model.item_bias.weight[:, 0] = config.model.item_bias_init * (log_pop - log_pop.mean()) / (
-                log_pop.std() + 1e-6)
+            model.item_bias.weight[:, 0] = (
+                config.model.item_bias_init * (log_pop - log_pop.mean()) / (log_pop.std() + 1e-6)
+            )
     module = TwoTowerModule(
-        model, build_user_table(spec, ds.users, split.train), item_counts,
-        known=csr(train_pairs, n_rows), valid=csr(valid_pairs, n_rows), features=config.features,
-        loss=config.loss, optim=config.optim, val_k=config.val_k,
+        model,
+        build_user_table(spec, ds.users, split.train),
+        item_counts,
+        known=csr(train_pairs, n_rows),
+        valid=csr(valid_pairs, n_rows),
+        features=config.features,
+        loss=config.loss,
+        optim=config.optim,
+        val_k=config.val_k,
         train_config=config.model_dump(mode="json"),
     )
     # The multinomial objective trains on one row per user, the pairs objective per positive.
     train_rows = torch.unique(train_pairs[:, 0]) if config.loss.objective == "multinomial" else train_pairs
     data = TwoTowerDataModule(
-        train_rows, validation_users(valid_pairs, config.trainer.max_val_users, config.seed),
-        batch_size=config.optim.batch_size, num_workers=config.trainer.num_workers,
+        train_rows,
+        validation_users(valid_pairs, config.trainer.max_val_users, config.seed),
+        batch_size=config.optim.batch_size,
+        num_workers=config.trainer.num_workers,
     )
     monitor = f"val_ndcg@{config.val_k}"
     timer = TimeToBest(monitor)
     trainer = build_trainer(config, work_dir, progress, [timer, *callbacks])
     checkpoint = trainer.checkpoint_callback
     assert isinstance(checkpoint, ModelCheckpoint)
-    log.info("training on %d positives of %d users x %d items", len(train_pairs), n_rows - 1,
-             len(spec.item_ids))
+    log.info(
+        "training on %d positives of %d users x %d items", len(train_pairs), n_rows - 1, len(spec.item_ids)
+    )
     started = time.perf_counter()
     trainer.fit(module, datamodule=data)
     fit_seconds = time.perf_counter() - started
@@ -163,8 +177,14 @@ def fit_two_tower(
         "temperature": float(model.temperature.detach()),
     }
     return FittedTwoTower(
-        model=model, spec=spec, users=ds.users, train=split.train, val_metrics=metrics,
-        fit_seconds=fit_seconds, best_checkpoint=best_path, is_global_zero=trainer.is_global_zero,
+        model=model,
+        spec=spec,
+        users=ds.users,
+        train=split.train,
+        val_metrics=metrics,
+        fit_seconds=fit_seconds,
+        best_checkpoint=best_path,
+        is_global_zero=trainer.is_global_zero,
         history_log=timer.rows,
     )
 
@@ -221,8 +241,9 @@ def train(config: TrainConfig, out_root: Path, progress: bool = True) -> TrainRe
 
     ds, split = load_data(config.data, seed=config.seed)
     run_dir = out_root / "runs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    fitted = fit_two_tower(config, ds, split, progress=progress, work_dir=run_dir,
-                           text_cache_dir=out_root / "cache" / "text")
+    fitted = fit_two_tower(
+        config, ds, split, progress=progress, work_dir=run_dir, text_cache_dir=out_root / "cache" / "text"
+    )
     if not fitted.is_global_zero:
         return TrainResult(None, fitted.val_metrics, fitted.best_checkpoint)
     contents = bundle_contents(config, ds, split, fitted)

@@ -54,8 +54,14 @@ class TimeToBest(L.Callback):
             self.best, self.seconds_to_best, self.best_epoch = value, elapsed, trainer.current_epoch
         if trainer.is_global_zero:
             # One line per epoch, so a run without a progress bar still shows where it is.
-            log.info("epoch %d: %s=%.4f (best %.4f after %.0fs)", trainer.current_epoch, self.monitor,
-                     value, self.best, elapsed)
+            log.info(
+                "epoch %d: %s=%.4f (best %.4f after %.0fs)",
+                trainer.current_epoch,
+                self.monitor,
+                value,
+                self.best,
+                elapsed,
+            )
 
 
 # Lightning's rank-zero INFO lines ("GPU available: False", "TPU available", a "💡 Tip" advert for
@@ -69,18 +75,33 @@ def build_trainer(config: TrainConfig, work_dir: Path, progress: bool, callbacks
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     monitor = f"val_ndcg@{config.val_k}"
     t = config.trainer
-    checkpoint = ModelCheckpoint(dirpath=work_dir / "checkpoints", filename="best-{epoch}", monitor=monitor,
-                                 mode="max", save_top_k=1, save_weights_only=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=work_dir / "checkpoints",
+        filename="best-{epoch}",
+        monitor=monitor,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+    )
     stopping = EarlyStopping(monitor=monitor, mode="max", patience=t.patience)
     try:
         return L.Trainer(
-            accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+            accelerator=t.accelerator,
+            devices=t.devices,
+            num_nodes=t.num_nodes,
+            strategy=t.strategy,
             precision=precision_for(config),  # type: ignore[arg-type]
-            max_epochs=t.max_epochs, max_steps=-1 if t.max_steps is None else t.max_steps,
-            check_val_every_n_epoch=t.check_val_every_n_epoch, deterministic=t.deterministic,
-            callbacks=[checkpoint, stopping, *callbacks], logger=CSVLogger(work_dir, name="logs"),
-            enable_progress_bar=progress, enable_model_summary=progress, log_every_n_steps=10,
-            num_sanity_val_steps=0, default_root_dir=work_dir,
+            max_epochs=t.max_epochs,
+            max_steps=-1 if t.max_steps is None else t.max_steps,
+            check_val_every_n_epoch=t.check_val_every_n_epoch,
+            deterministic=t.deterministic,
+            callbacks=[checkpoint, stopping, *callbacks],
+            logger=CSVLogger(work_dir, name="logs"),
+            enable_progress_bar=progress,
+            enable_model_summary=progress,
+            log_every_n_steps=10,
+            num_sanity_val_steps=0,
+            default_root_dir=work_dir,
         )
     except (ValueError, RuntimeError) as exc:
         # Lightning's own message names the bad accelerator / strategy / devices value.

@@ -20,11 +20,16 @@ from explainrec.cli_options import add_overrides_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, required=True,
-                        help="training config YAML, e.g. configs/demo.yaml")
+    parser.add_argument(
+        "--config", type=Path, required=True, help="training config YAML, e.g. configs/demo.yaml"
+    )
     add_overrides_argument(parser, "override a config value, e.g. --set model.dim=128 (repeatable)")
-    parser.add_argument("--out", type=Path, default=Path("artifacts"),
-                        help="output root: bundles/, runs/ and cache/ go here (default: artifacts)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("artifacts"),
+        help="output root: bundles/, runs/ and cache/ go here (default: artifacts)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
 
 

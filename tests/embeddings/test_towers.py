@@ -25,9 +25,18 @@ def make_model(**overrides: object) -> TwoTowerModel:
         price_bucket=torch.arange(N_ITEMS) % 4,
         text=torch.randn(N_ITEMS, TEXT),
     )
-    config = TwoTowerConfig(n_users=N_USERS, n_items=N_ITEMS, n_categories=N_CATS, n_price_buckets=4,
-                            text_dim=TEXT, profile_cardinalities=[3, 5], dim=8, hidden=16, id_dim=8,
-                            **overrides)  # type: ignore[arg-type]
+    config = TwoTowerConfig(
+        n_users=N_USERS,
+        n_items=N_ITEMS,
+        n_categories=N_CATS,
+        n_price_buckets=4,
+        text_dim=TEXT,
+        profile_cardinalities=[3, 5],
+        dim=8,
+        hidden=16,
+        id_dim=8,
+        **overrides,
+    )  # type: ignore[arg-type]
     return TwoTowerModel(config, features).eval()
 
 
@@ -38,8 +47,11 @@ def batch(user_idx: list[int], history: list[list[int]], length: int = 4) -> Use
         hist[row, : len(items)] = torch.tensor(items, dtype=torch.long)
         mask[row, : len(items)] = True
     return UserBatch(
-        user_idx=torch.tensor(user_idx), profile=torch.tensor([[1, 2]] * len(user_idx)),
-        interests=torch.zeros((len(user_idx), N_CATS)), history=hist, history_mask=mask,
+        user_idx=torch.tensor(user_idx),
+        profile=torch.tensor([[1, 2]] * len(user_idx)),
+        interests=torch.zeros((len(user_idx), N_CATS)),
+        history=hist,
+        history_mask=mask,
     )
 
 
@@ -87,9 +99,12 @@ def test_rebuilt_from_config_and_state_dict_gives_identical_vectors() -> None:
     model = make_model(history_item_embedding=True, item_bias=True)
     with torch.no_grad():
         model.item_bias.weight.normal_()
-    rebuilt = TwoTowerModel(TwoTowerConfig(**model.config.to_dict()),  # type: ignore[arg-type]
-                            ItemFeatures(torch.zeros(N_ITEMS, N_CATS), torch.zeros(N_ITEMS, dtype=torch.long),
-                                         torch.zeros(N_ITEMS, TEXT)))
+    rebuilt = TwoTowerModel(
+        TwoTowerConfig(**model.config.to_dict()),  # type: ignore[arg-type]
+        ItemFeatures(
+            torch.zeros(N_ITEMS, N_CATS), torch.zeros(N_ITEMS, dtype=torch.long), torch.zeros(N_ITEMS, TEXT)
+        ),
+    )
     rebuilt.load_state_dict(model.state_dict())
     rebuilt.eval()
     users = batch([1, 0], [[2], [4, 5]])

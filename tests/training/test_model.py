@@ -41,8 +41,15 @@ def test_accidental_hits_are_masked_not_counted_as_negatives() -> None:
 def test_uniform_negatives_over_the_whole_catalogue_equal_the_full_softmax() -> None:
     catalogue = unit(30, 8, 2)
     users, target = unit(6, 8, 3), torch.tensor([0, 4, 4, 9, 17, 29])
-    sampled = sampled_softmax_loss(users, catalogue[target], target, torch.tensor(10.0),
-                                   negatives=catalogue, negative_idx=torch.arange(30), in_batch=False)
+    sampled = sampled_softmax_loss(
+        users,
+        catalogue[target],
+        target,
+        torch.tensor(10.0),
+        negatives=catalogue,
+        negative_idx=torch.arange(30),
+        in_batch=False,
+    )
     full = full_softmax_loss(users, catalogue, target, torch.tensor(10.0))
     assert sampled.item() == pytest.approx(full.item(), rel=1e-5)
 
@@ -84,9 +91,13 @@ def checkerboard(n_users: int = 40, n_items: int = 40, per_user: int = 10) -> tu
     """Even users like only even items, odd users only odd items; categories carry no signal."""
     rng = np.random.default_rng(0)
     users = pd.DataFrame({"user_id": [f"u{u}" for u in range(n_users)]})
-    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(n_items)],
-                          "title": [f"item {i}" for i in range(n_items)],
-                          "categories": [["all"] for _ in range(n_items)]})
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n_items)],
+            "title": [f"item {i}" for i in range(n_items)],
+            "categories": [["all"] for _ in range(n_items)],
+        }
+    )
     rows = []
     for u in range(n_users):
         liked = rng.choice(np.arange(u % 2, n_items, 2), size=per_user, replace=False)
@@ -96,24 +107,35 @@ def checkerboard(n_users: int = 40, n_items: int = 40, per_user: int = 10) -> tu
     frame["weight"] = 1.0
     interactions = frame.assign(event="click")[["user_id", "item_id", "timestamp", "event"]]
     cols = ["user_id", "item_id", "timestamp", "weight"]
-    split = Split(train=frame[frame["rank"] < 8][cols], valid=frame[frame["rank"] >= 8][cols],
-                  test=frame.iloc[:0][cols], cold_users=[])
+    split = Split(
+        train=frame[frame["rank"] < 8][cols],
+        valid=frame[frame["rank"] >= 8][cols],
+        test=frame.iloc[:0][cols],
+        cold_users=[],
+    )
     return Dataset("checkerboard", users, items, interactions), split
 
 
-@pytest.mark.parametrize("overrides", [
-    {},  # the full model: ids, history, interests
-    {"model": {"use_content": False, "use_profile": False, "use_history": False, "user_id_dropout": 0.0}},
-    {"loss": {"uniform_negatives": -1}},
-    # The shipped ml100k recipe: one multinomial row per user, a separate history embedding.
-    {"loss": {"objective": "multinomial"}, "optim": {"batch_size": 8},
-     "features": {"history_dropout": 0.5, "profile_only_rows": 0.2},
-     "model": {"history_item_embedding": True, "history_item_norm": "sqrt", "history_tied": False}},
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # the full model: ids, history, interests
+        {"model": {"use_content": False, "use_profile": False, "use_history": False, "user_id_dropout": 0.0}},
+        {"loss": {"uniform_negatives": -1}},
+        # The shipped ml100k recipe: one multinomial row per user, a separate history embedding.
+        {
+            "loss": {"objective": "multinomial"},
+            "optim": {"batch_size": 8},
+            "features": {"history_dropout": 0.5, "profile_only_rows": 0.2},
+            "model": {"history_item_embedding": True, "history_item_norm": "sqrt", "history_tied": False},
+        },
+    ],
+)
 def test_planted_checkerboard_is_recovered(tmp_path: Path, overrides: dict[str, dict[str, object]]) -> None:
     ds, split = checkerboard()
     raw: dict[str, dict[str, object]] = {
-        "features": {"use_text": False}, "optim": {"batch_size": 32, "lr": 0.01},
+        "features": {"use_text": False},
+        "optim": {"batch_size": 32, "lr": 0.01},
         "trainer": {"max_epochs": 25, "patience": 25, "accelerator": "cpu"},
     }
     for section, values in overrides.items():
@@ -135,11 +157,14 @@ def test_planted_checkerboard_is_recovered(tmp_path: Path, overrides: dict[str, 
 def test_row_weights_weigh_each_rows_loss() -> None:
     catalogue, users = unit(10, 4, 6), unit(3, 4, 7)
     target = torch.tensor([1, 2, 3])
-    per_row = [full_softmax_loss(users[i : i + 1], catalogue, target[i : i + 1], torch.tensor(4.0)).item()
-               for i in range(3)]
+    per_row = [
+        full_softmax_loss(users[i : i + 1], catalogue, target[i : i + 1], torch.tensor(4.0)).item()
+        for i in range(3)
+    ]
     only_first = full_softmax_loss(users, catalogue, target, torch.tensor(4.0), torch.tensor([1.0, 0.0, 0.0]))
     assert only_first.item() == pytest.approx(per_row[0], rel=1e-5)
-    halves = sampled_softmax_loss(users, catalogue[target], target, torch.tensor(4.0),
-                                  row_weights=torch.tensor([1.0, 1.0, 2.0]))
+    halves = sampled_softmax_loss(
+        users, catalogue[target], target, torch.tensor(4.0), row_weights=torch.tensor([1.0, 1.0, 2.0])
+    )
     rows = F.cross_entropy(users @ catalogue[target].T * 4.0, torch.arange(3), reduction="none")
     assert halves.item() == pytest.approx(((rows[0] + rows[1] + 2 * rows[2]) / 4).item(), rel=1e-5)

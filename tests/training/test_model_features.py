@@ -10,21 +10,31 @@ from training.features import build_feature_spec, build_item_features, build_use
 
 
 def shop() -> tuple[Dataset, pd.DataFrame]:
-    users = pd.DataFrame({
-        "user_id": ["a", "b", "c", "d"],
-        "gender": ["F", "F", "F", "M"],
-        "age": [20, 30, 40, None],
-        "planted_segment": [0, 1, 0, 1],
-    })
-    items = pd.DataFrame({
-        "item_id": ["x", "y", "z"], "title": ["X", "Y", "Z"],
-        "categories": [["Books"], ["Books", "Games"], []], "price": [1.0, 10.0, None],
-    })
+    users = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "d"],
+            "gender": ["F", "F", "F", "M"],
+            "age": [20, 30, 40, None],
+            "planted_segment": [0, 1, 0, 1],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": ["x", "y", "z"],
+            "title": ["X", "Y", "Z"],
+            "categories": [["Books"], ["Books", "Games"], []],
+            "price": [1.0, 10.0, None],
+        }
+    )
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
-    train = pd.DataFrame({
-        "user_id": ["a", "a", "a", "b", "c"], "item_id": ["x", "y", "z", "y", "x"],
-        "timestamp": [t0 + pd.Timedelta(days=d) for d in (3, 1, 2, 0, 0)], "weight": 1.0,
-    })
+    train = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "c"],
+            "item_id": ["x", "y", "z", "y", "x"],
+            "timestamp": [t0 + pd.Timedelta(days=d) for d in (3, 1, 2, 0, 0)],
+            "weight": 1.0,
+        }
+    )
     interactions = train.assign(event="click").drop(columns="weight")
     return Dataset("shop", users, items, interactions), train
 

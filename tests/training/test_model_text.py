@@ -10,8 +10,11 @@ from training.text import TEXT_DIM, embed_texts, texts_key
 
 
 def test_embeddings_are_cached_normalised_and_meaningful(tmp_path: Path) -> None:
-    texts = ["Toy Story, an animated film for children", "A cartoon movie for kids",
-             "Stainless steel frying pan"]
+    texts = [
+        "Toy Story, an animated film for children",
+        "A cartoon movie for kids",
+        "Stainless steel frying pan",
+    ]
     first = embed_texts(texts, tmp_path)
     assert first.shape == (3, TEXT_DIM) and first.dtype == np.float32
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-4)

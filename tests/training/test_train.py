@@ -20,8 +20,12 @@ from training.train_config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
-    "data.demo_users=60", "data.demo_items=80", "features.use_text=false", "optim.batch_size=64",
-    "trainer.max_epochs=3", "trainer.accelerator=cpu",
+    "data.demo_users=60",
+    "data.demo_items=80",
+    "features.use_text=false",
+    "optim.batch_size=64",
+    "trainer.max_epochs=3",
+    "trainer.accelerator=cpu",
 ]
 
 
@@ -90,8 +94,17 @@ def test_missing_data_path_is_a_config_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_process_ddp_on_cpu_finishes_and_its_bundle_loads(tmp_path: Path) -> None:
     overrides = [*TINY, "trainer.strategy=ddp", "trainer.devices=2", "trainer.max_epochs=1"]
-    command = [sys.executable, "-m", "explainrec.cli", "train", "--config", str(ROOT / "configs/demo.yaml"),
-               "--out", str(tmp_path), "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "explainrec.cli",
+        "train",
+        "--config",
+        str(ROOT / "configs/demo.yaml"),
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
     for item in overrides:
         command += ["--set", item]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -129,8 +142,10 @@ def test_build_rejects_a_file_that_is_not_a_training_checkpoint(
     junk.write_bytes(b"not a checkpoint")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)
-    for path, message in [(junk, "not a readable PyTorch checkpoint"),
-                          (foreign, "carries no explainrec training config")]:
+    for path, message in [
+        (junk, "not a readable PyTorch checkpoint"),
+        (foreign, "carries no explainrec training config"),
+    ]:
         assert main(["build", "--checkpoint", str(path), "--out", str(tmp_path / "out")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -25,42 +25,99 @@ DAYS = 182
 
 # category -> (median price, nouns, features)
 CATEGORIES: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
-    "Electronics": (120.0, ("Headphones", "Speaker", "Smartwatch", "Camera", "Earbuds", "Soundbar"),
-                    ("long battery life", "noise cancelling", "Bluetooth 5.3", "4K recording")),
-    "Computers": (450.0, ("Laptop", "Monitor", "Keyboard", "Mouse", "Tablet", "SSD Drive"),
-                  ("fast processor", "backlit keys", "USB-C charging", "anti-glare screen")),
-    "Phones & Accessories": (60.0, ("Phone Case", "Charger", "Power Bank", "Screen Protector", "Smartphone"),
-                             ("fast charging", "drop protection", "slim design", "wireless charging")),
-    "Home & Kitchen": (45.0, ("Blender", "Coffee Maker", "Knife Set", "Pan", "Kettle", "Toaster"),
-                       ("dishwasher safe", "stainless steel", "non-stick coating", "one-touch controls")),
-    "Furniture": (260.0, ("Sofa", "Desk", "Bookshelf", "Armchair", "Dining Table", "Bed Frame"),
-                  ("solid oak", "easy assembly", "stain-resistant fabric", "space-saving design")),
-    "Garden & Tools": (55.0, ("Drill", "Hose", "Lawn Mower", "Tool Kit", "Planter", "Pruner"),
-                       ("cordless", "weatherproof", "ergonomic grip", "heavy-duty steel")),
-    "Toys & Games": (30.0, ("Board Game", "Puzzle", "Building Set", "Plush Toy", "RC Car", "Doll House"),
-                     ("ages 6 and up", "educational", "family fun", "1000 pieces")),
-    "Baby": (35.0, ("Stroller", "Baby Monitor", "Diaper Bag", "High Chair", "Baby Carrier", "Crib Mobile"),
-             ("BPA-free", "machine washable", "foldable", "night vision")),
-    "Sports & Outdoors": (70.0, ("Tent", "Backpack", "Bicycle Helmet", "Sleeping Bag", "Kayak Paddle"),
-                          ("waterproof", "ultralight", "breathable mesh", "all-season")),
-    "Fitness": (50.0, ("Yoga Mat", "Dumbbells", "Resistance Bands", "Jump Rope", "Kettlebell", "Foam Roller"),
-                ("non-slip surface", "adjustable weight", "compact storage", "gym quality")),
-    "Clothing": (40.0, ("Jacket", "Jeans", "T-Shirt", "Sweater", "Dress", "Hoodie"),
-                 ("organic cotton", "slim fit", "recycled fabric", "wrinkle-free")),
-    "Shoes": (75.0, ("Running Shoes", "Sneakers", "Boots", "Sandals", "Loafers", "Hiking Shoes"),
-              ("cushioned sole", "water-resistant leather", "wide fit", "lightweight")),
-    "Beauty": (22.0, ("Face Serum", "Lipstick", "Shampoo", "Moisturiser", "Perfume", "Hair Dryer"),
-               ("vegan formula", "fragrance-free", "dermatologist tested", "long-lasting")),
-    "Books": (15.0, ("Novel", "Cookbook", "Biography", "Travel Guide", "Thriller", "Poetry Collection"),
-              ("bestseller", "hardcover edition", "illustrated", "award-winning author")),
-    "Grocery": (8.0, ("Coffee Beans", "Olive Oil", "Green Tea", "Dark Chocolate", "Pasta", "Granola"),
-                ("organic", "fair trade", "family size", "gluten-free")),
+    "Electronics": (
+        120.0,
+        ("Headphones", "Speaker", "Smartwatch", "Camera", "Earbuds", "Soundbar"),
+        ("long battery life", "noise cancelling", "Bluetooth 5.3", "4K recording"),
+    ),
+    "Computers": (
+        450.0,
+        ("Laptop", "Monitor", "Keyboard", "Mouse", "Tablet", "SSD Drive"),
+        ("fast processor", "backlit keys", "USB-C charging", "anti-glare screen"),
+    ),
+    "Phones & Accessories": (
+        60.0,
+        ("Phone Case", "Charger", "Power Bank", "Screen Protector", "Smartphone"),
+        ("fast charging", "drop protection", "slim design", "wireless charging"),
+    ),
+    "Home & Kitchen": (
+        45.0,
+        ("Blender", "Coffee Maker", "Knife Set", "Pan", "Kettle", "Toaster"),
+        ("dishwasher safe", "stainless steel", "non-stick coating", "one-touch controls"),
+    ),
+    "Furniture": (
+        260.0,
+        ("Sofa", "Desk", "Bookshelf", "Armchair", "Dining Table", "Bed Frame"),
+        ("solid oak", "easy assembly", "stain-resistant fabric", "space-saving design"),
+    ),
+    "Garden & Tools": (
+        55.0,
+        ("Drill", "Hose", "Lawn Mower", "Tool Kit", "Planter", "Pruner"),
+        ("cordless", "weatherproof", "ergonomic grip", "heavy-duty steel"),
+    ),
+    "Toys & Games": (
+        30.0,
+        ("Board Game", "Puzzle", "Building Set", "Plush Toy", "RC Car", "Doll House"),
+        ("ages 6 and up", "educational", "family fun", "1000 pieces"),
+    ),
+    "Baby": (
+        35.0,
+        ("Stroller", "Baby Monitor", "Diaper Bag", "High Chair", "Baby Carrier", "Crib Mobile"),
+        ("BPA-free", "machine washable", "foldable", "night vision"),
+    ),
+    "Sports & Outdoors": (
+        70.0,
+        ("Tent", "Backpack", "Bicycle Helmet", "Sleeping Bag", "Kayak Paddle"),
+        ("waterproof", "ultralight", "breathable mesh", "all-season"),
+    ),
+    "Fitness": (
+        50.0,
+        ("Yoga Mat", "Dumbbells", "Resistance Bands", "Jump Rope", "Kettlebell", "Foam Roller"),
+        ("non-slip surface", "adjustable weight", "compact storage", "gym quality"),
+    ),
+    "Clothing": (
+        40.0,
+        ("Jacket", "Jeans", "T-Shirt", "Sweater", "Dress", "Hoodie"),
+        ("organic cotton", "slim fit", "recycled fabric", "wrinkle-free"),
+    ),
+    "Shoes": (
+        75.0,
+        ("Running Shoes", "Sneakers", "Boots", "Sandals", "Loafers", "Hiking Shoes"),
+        ("cushioned sole", "water-resistant leather", "wide fit", "lightweight"),
+    ),
+    "Beauty": (
+        22.0,
+        ("Face Serum", "Lipstick", "Shampoo", "Moisturiser", "Perfume", "Hair Dryer"),
+        ("vegan formula", "fragrance-free", "dermatologist tested", "long-lasting"),
+    ),
+    "Books": (
+        15.0,
+        ("Novel", "Cookbook", "Biography", "Travel Guide", "Thriller", "Poetry Collection"),
+        ("bestseller", "hardcover edition", "illustrated", "award-winning author"),
+    ),
+    "Grocery": (
+        8.0,
+        ("Coffee Beans", "Olive Oil", "Green Tea", "Dark Chocolate", "Pasta", "Granola"),
+        ("organic", "fair trade", "family size", "gluten-free"),
+    ),
 }
 BRAND_SYLLABLES = ("Vol", "Nor", "Zen", "Aro", "Kel", "Lum", "Tri", "Bex", "Ori", "Sol", "Mav", "Pix")
 BRAND_ENDINGS = ("tix", "dia", "ora", "ex", "ly", "io", "ano", "ux")
 ADJECTIVES = ("Pro", "Classic", "Essential", "Ultra", "Eco", "Compact", "Deluxe", "Smart", "Lite", "Max")
-LOCATIONS = ("London", "Manchester", "Birmingham", "Leeds", "Glasgow", "Bristol", "Liverpool",
-             "Edinburgh", "Cardiff", "Belfast", "Brighton", "Cambridge")
+LOCATIONS = (
+    "London",
+    "Manchester",
+    "Birmingham",
+    "Leeds",
+    "Glasgow",
+    "Bristol",
+    "Liverpool",
+    "Edinburgh",
+    "Cardiff",
+    "Belfast",
+    "Brighton",
+    "Cambridge",
+)
 
 
 @dataclass(frozen=True)
@@ -77,20 +134,49 @@ class Segment:
 
 
 SEGMENTS = (
-    Segment("tech enthusiasts", ("Electronics", "Computers", "Phones & Accessories"), 1.3, 0.17,
-            31, 0.25, 52_000, 9, True),
-    Segment("young families", ("Toys & Games", "Baby", "Home & Kitchen"), 1.0, 0.16,
-            35, 0.6, 45_000, 8, False),
-    Segment("active lifestyle", ("Fitness", "Sports & Outdoors", "Shoes"), 1.0, 0.14,
-            29, 0.45, 40_000, 8, True),
-    Segment("fashion & beauty", ("Clothing", "Beauty", "Shoes"), 1.1, 0.16,
-            27, 0.75, 38_000, 10, True),
-    Segment("home upgraders", ("Furniture", "Home & Kitchen", "Garden & Tools"), 1.6, 0.12,
-            46, 0.5, 68_000, 6, False),
-    Segment("readers & foodies", ("Books", "Grocery", "Home & Kitchen"), 0.8, 0.13,
-            52, 0.55, 36_000, 7, False),
-    Segment("bargain DIYers", ("Garden & Tools", "Grocery", "Phones & Accessories"), 0.6, 0.12,
-            42, 0.35, 28_000, 7, False),
+    Segment(
+        "tech enthusiasts",
+        ("Electronics", "Computers", "Phones & Accessories"),
+        1.3,
+        0.17,
+        31,
+        0.25,
+        52_000,
+        9,
+        True,
+    ),
+    Segment(
+        "young families", ("Toys & Games", "Baby", "Home & Kitchen"), 1.0, 0.16, 35, 0.6, 45_000, 8, False
+    ),
+    Segment(
+        "active lifestyle", ("Fitness", "Sports & Outdoors", "Shoes"), 1.0, 0.14, 29, 0.45, 40_000, 8, True
+    ),
+    Segment("fashion & beauty", ("Clothing", "Beauty", "Shoes"), 1.1, 0.16, 27, 0.75, 38_000, 10, True),
+    Segment(
+        "home upgraders",
+        ("Furniture", "Home & Kitchen", "Garden & Tools"),
+        1.6,
+        0.12,
+        46,
+        0.5,
+        68_000,
+        6,
+        False,
+    ),
+    Segment(
+        "readers & foodies", ("Books", "Grocery", "Home & Kitchen"), 0.8, 0.13, 52, 0.55, 36_000, 7, False
+    ),
+    Segment(
+        "bargain DIYers",
+        ("Garden & Tools", "Grocery", "Phones & Accessories"),
+        0.6,
+        0.12,
+        42,
+        0.35,
+        28_000,
+        7,
+        False,
+    ),
 )
 FAVOURITE_WEIGHTS = (0.45, 0.28, 0.15)  # the rest (0.12) spreads over all other categories
 TASTE_CONCENTRATION = 40.0  # Dirichlet concentration of a shopper's taste around their segment's
@@ -115,7 +201,7 @@ def _make_items(rng: np.random.Generator, n_items: int) -> pd.DataFrame:
     seen: dict[str, int] = {}
     for c, cat in enumerate(cat_names):
         median, nouns, features = CATEGORIES[cat]
-        cat_brands = brands[4 * c: 4 * c + 4]
+        cat_brands = brands[4 * c : 4 * c + 4]
         for _ in range(counts[c]):
             brand = str(rng.choice(cat_brands))
             adj = str(rng.choice(ADJECTIVES))
@@ -160,14 +246,16 @@ def _make_users(rng: np.random.Generator, n_users: int) -> pd.DataFrame:
     location = np.array(LOCATIONS)[np.where(urban, loc_u, loc_o)]
     income_median = np.array([s.income_median for s in SEGMENTS])[segment]
     income = np.round(income_median * rng.lognormal(0, 0.3, n_users), -2)
-    return pd.DataFrame({
-        "user_id": [f"U{i + 1:05d}" for i in range(n_users)],
-        "age": age,
-        "gender": gender,
-        "location": location,
-        "income": income.astype(float),
-        "planted_segment": segment,
-    })
+    return pd.DataFrame(
+        {
+            "user_id": [f"U{i + 1:05d}" for i in range(n_users)],
+            "age": age,
+            "gender": gender,
+            "location": location,
+            "income": income.astype(float),
+            "planted_segment": segment,
+        }
+    )
 
 
 def _segment_item_cdf(items: pd.DataFrame, segment: Segment, popularity: np.ndarray) -> np.ndarray:
@@ -241,15 +329,23 @@ def _make_events(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFr
     carted = clicked & (rng.random(len(view_user)) < 0.3)
     bought = carted & (rng.random(len(view_user)) < 0.6)
     frames = []
-    for event, mask, delay in (("view", np.ones_like(clicked), 0.0), ("click", clicked, 8.0),
-                               ("cart", carted, 40.0), ("purchase", bought, 120.0)):
+    for event, mask, delay in (
+        ("view", np.ones_like(clicked), 0.0),
+        ("click", clicked, 8.0),
+        ("cart", carted, 40.0),
+        ("purchase", bought, 120.0),
+    ):
         idx = np.flatnonzero(mask)
-        frames.append(pd.DataFrame({
-            "user": view_user[idx],
-            "item": view_item[idx],
-            "seconds": view_time[idx] + delay * (1.0 + rng.random(len(idx))),
-            "event": event,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user": view_user[idx],
+                    "item": view_item[idx],
+                    "seconds": view_time[idx] + delay * (1.0 + rng.random(len(idx))),
+                    "event": event,
+                }
+            )
+        )
     events = pd.concat(frames, ignore_index=True)
     prices = items["price"].to_numpy()
     is_purchase = (events["event"] == "purchase").to_numpy()
@@ -258,14 +354,16 @@ def _make_events(rng: np.random.Generator, users: pd.DataFrame, items: pd.DataFr
     events.loc[~is_purchase, "quantity"] = pd.NA
     events["value"] = np.where(is_purchase, np.round(prices[events["item"].to_numpy()] * quantity, 2), np.nan)
     events = events.sort_values(["seconds", "user"], kind="stable").reset_index(drop=True)
-    return pd.DataFrame({
-        "user_id": users["user_id"].to_numpy()[events["user"].to_numpy()],
-        "item_id": items["item_id"].to_numpy()[events["item"].to_numpy()],
-        "timestamp": START + pd.to_timedelta(np.round(events["seconds"].to_numpy()), unit="s"),
-        "event": events["event"].to_numpy(),
-        "value": events["value"].to_numpy(),
-        "quantity": events["quantity"].array,
-    })
+    return pd.DataFrame(
+        {
+            "user_id": users["user_id"].to_numpy()[events["user"].to_numpy()],
+            "item_id": items["item_id"].to_numpy()[events["item"].to_numpy()],
+            "timestamp": START + pd.to_timedelta(np.round(events["seconds"].to_numpy()), unit="s"),
+            "event": events["event"].to_numpy(),
+            "value": events["value"].to_numpy(),
+            "quantity": events["quantity"].array,
+        }
+    )
 
 
 def generate_demo_shop(seed: int = 0, n_users: int = 3000, n_items: int = 2000) -> Dataset:

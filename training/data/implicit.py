@@ -55,12 +55,14 @@ def positives(interactions: pd.DataFrame, rule: PositiveRule | None = None) -> p
     rows = interactions.loc[keep, ["user_id", "item_id", "timestamp"]].copy()
     rows["weight"] = events[keep].map(weights).astype("float64")
     if rows.empty:
-        return pd.DataFrame({
-            "user_id": pd.Series(dtype="str"),
-            "item_id": pd.Series(dtype="str"),
-            "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-            "weight": pd.Series(dtype="float64"),
-        })
+        return pd.DataFrame(
+            {
+                "user_id": pd.Series(dtype="str"),
+                "item_id": pd.Series(dtype="str"),
+                "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                "weight": pd.Series(dtype="float64"),
+            }
+        )
     grouped = rows.groupby(["user_id", "item_id"], sort=False, observed=True).agg(
         timestamp=("timestamp", "min"), weight=("weight", "max")
     )

@@ -40,8 +40,15 @@ class PrepareReport:
     notes: list[str] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
 
-    def _add(self, action: Literal["dropped", "fixed"], table: str, file: str, reason: str,
-             count: int, examples: list[str] | None) -> None:
+    def _add(
+        self,
+        action: Literal["dropped", "fixed"],
+        table: str,
+        file: str,
+        reason: str,
+        count: int,
+        examples: list[str] | None,
+    ) -> None:
         if count <= 0:
             return
         issue = RowIssue(table, file, action, reason, int(count), list(examples or [])[:MAX_EXAMPLES])

@@ -98,8 +98,9 @@ def _cut(explicit: Any, ts: pd.Series, quantile: float) -> pd.Timestamp:
     return cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
 
 
-def _split_global_time(pos: pd.DataFrame, valid_frac: float, test_frac: float,
-                       valid_start: Any = None, test_start: Any = None) -> Split:
+def _split_global_time(
+    pos: pd.DataFrame, valid_frac: float, test_frac: float, valid_start: Any = None, test_start: Any = None
+) -> Split:
     ts = pos["timestamp"]
     t_valid = _cut(valid_start, ts, 1 - valid_frac - test_frac)
     t_test = _cut(test_start, ts, 1 - test_frac)
@@ -128,7 +129,7 @@ def _split_cold_start(pos: pd.DataFrame, seed: int, cold_frac: float) -> Split:
     n_cold = round(len(users) * cold_frac)
     n_cold = min(max(n_cold, 2), len(users) - 1)
     valid_users = set(shuffled[: n_cold // 2])
-    test_users = set(shuffled[n_cold // 2: n_cold])
+    test_users = set(shuffled[n_cold // 2 : n_cold])
     in_valid = pos["user_id"].isin(valid_users)
     in_test = pos["user_id"].isin(test_users)
     cold = sorted(str(u) for u in valid_users | test_users)
@@ -162,8 +163,10 @@ def make_split(ds: Dataset, protocol: Protocol, seed: int = 0, **opts: Any) -> S
 
     pos = positives(ds.interactions, rule)
     if pos["user_id"].nunique() < 2:
-        raise DataError(f"dataset {ds.name!r}: {len(pos)} positive interactions from fewer than 2 users; "
-                        "nothing to split (check the positive rule, e.g. min_rating)")
+        raise DataError(
+            f"dataset {ds.name!r}: {len(pos)} positive interactions from fewer than 2 users; "
+            "nothing to split (check the positive rule, e.g. min_rating)"
+        )
     if protocol == "random":
         split = _split_random(pos, seed, valid_frac, test_frac)
     elif protocol == "temporal":
@@ -174,6 +177,12 @@ def make_split(ds: Dataset, protocol: Protocol, seed: int = 0, **opts: Any) -> S
         split = _split_cold_start(pos, seed, cold_frac)
     split.protocol = protocol
     split.seed = seed
-    split.info.update({"train_rows": len(split.train), "valid_rows": len(split.valid),
-                       "test_rows": len(split.test), "cold_users": len(split.cold_users)})
+    split.info.update(
+        {
+            "train_rows": len(split.train),
+            "valid_rows": len(split.valid),
+            "test_rows": len(split.test),
+            "cold_users": len(split.cold_users),
+        }
+    )
     return split

@@ -56,13 +56,25 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def read_delimited(path: Path, *, sep: str, encoding: str, names: Sequence[str] | None = None,
-                   quoting: int = csv.QUOTE_MINIMAL, what: str = "a data file") -> pd.DataFrame:
+def read_delimited(
+    path: Path,
+    *,
+    sep: str,
+    encoding: str,
+    names: Sequence[str] | None = None,
+    quoting: int = csv.QUOTE_MINIMAL,
+    what: str = "a data file",
+) -> pd.DataFrame:
     """Read a text table as strings plus `_line`. `names` means the file has no header row."""
     require_file(path, what)
     kwargs = {
-        "sep": sep, "dtype": str, "keep_default_na": False, "na_values": [""],
-        "quoting": quoting, "header": None if names else 0, "names": list(names) if names else None,
+        "sep": sep,
+        "dtype": str,
+        "keep_default_na": False,
+        "na_values": [""],
+        "quoting": quoting,
+        "header": None if names else 0,
+        "names": list(names) if names else None,
         "skip_blank_lines": True,
     }
     try:
@@ -118,8 +130,9 @@ def _blank(series: pd.Series) -> pd.Series:
     return series.isna() | (series.astype(str).str.strip() == "")
 
 
-def clean_ids(df: pd.DataFrame, columns: Sequence[str], table: str, file: str,
-              report: PrepareReport) -> pd.DataFrame:
+def clean_ids(
+    df: pd.DataFrame, columns: Sequence[str], table: str, file: str, report: PrepareReport
+) -> pd.DataFrame:
     """Strip ids; drop rows whose id is missing."""
     for column in columns:
         bad = _blank(df[column])
@@ -129,8 +142,16 @@ def clean_ids(df: pd.DataFrame, columns: Sequence[str], table: str, file: str,
     return df
 
 
-def parse_number(df: pd.DataFrame, column: str, table: str, file: str, report: PrepareReport,
-                 *, required: bool, integer: bool = False) -> pd.DataFrame:
+def parse_number(
+    df: pd.DataFrame,
+    column: str,
+    table: str,
+    file: str,
+    report: PrepareReport,
+    *,
+    required: bool,
+    integer: bool = False,
+) -> pd.DataFrame:
     """Parse a numeric column; unparsable -> drop (required) or set missing (optional)."""
     if column not in df.columns:
         return df
@@ -144,19 +165,37 @@ def parse_number(df: pd.DataFrame, column: str, table: str, file: str, report: P
     kind = "an integer" if integer else "a number"
     if required:
         drop = bad | missing
-        report.drop(table, file, f"missing or unparsable {column} (expected {kind})", int(drop.sum()),
-                    _examples(df, drop, column))
+        report.drop(
+            table,
+            file,
+            f"missing or unparsable {column} (expected {kind})",
+            int(drop.sum()),
+            _examples(df, drop, column),
+        )
         df = df.loc[~drop].copy()
         parsed = parsed[~drop]
     else:
-        report.fix(table, file, f"unparsable {column} set to missing (expected {kind})", int(bad.sum()),
-                   _examples(df, bad, column))
+        report.fix(
+            table,
+            file,
+            f"unparsable {column} set to missing (expected {kind})",
+            int(bad.sum()),
+            _examples(df, bad, column),
+        )
     df[column] = parsed.astype("Int64" if integer else "float64")
     return df
 
 
-def parse_timestamp(df: pd.DataFrame, column: str, table: str, file: str, report: PrepareReport,
-                    *, unit: TimeUnit | None = None, fmt: str | None = None) -> pd.DataFrame:
+def parse_timestamp(
+    df: pd.DataFrame,
+    column: str,
+    table: str,
+    file: str,
+    report: PrepareReport,
+    *,
+    unit: TimeUnit | None = None,
+    fmt: str | None = None,
+) -> pd.DataFrame:
     """Unix epochs (`unit` s/ms/us/ns) or date strings -> UTC; unparsable rows are dropped."""
     raw = df[column]
     if unit is None and fmt is None and len(raw):
@@ -172,26 +211,38 @@ def parse_timestamp(df: pd.DataFrame, column: str, table: str, file: str, report
         parsed = pd.to_datetime(raw, utc=True, errors="coerce", format=fmt or "ISO8601")
         expected = f"a date like {fmt}" if fmt else "an ISO 8601 date/time"
     bad = parsed.isna()
-    report.drop(table, file, f"missing or unparsable {column} (expected {expected})", int(bad.sum()),
-                _examples(df, bad, column))
+    report.drop(
+        table,
+        file,
+        f"missing or unparsable {column} (expected {expected})",
+        int(bad.sum()),
+        _examples(df, bad, column),
+    )
     df = df.loc[~bad].copy()
     df[column] = parsed[~bad].astype("datetime64[ns, UTC]")
     return df
 
 
-def drop_duplicate_ids(df: pd.DataFrame, column: str, table: str, file: str,
-                       report: PrepareReport) -> pd.DataFrame:
+def drop_duplicate_ids(
+    df: pd.DataFrame, column: str, table: str, file: str, report: PrepareReport
+) -> pd.DataFrame:
     dup = df[column].duplicated(keep="first")
-    report.drop(table, file, f"duplicate {column} (the first row is kept)", int(dup.sum()),
-                _examples(df, dup, column))
+    report.drop(
+        table, file, f"duplicate {column} (the first row is kept)", int(dup.sum()), _examples(df, dup, column)
+    )
     return df.loc[~dup]
 
 
 def check_events(df: pd.DataFrame, file: str, report: PrepareReport) -> pd.DataFrame:
     events = df["event"].astype(str).str.strip().str.lower()
     bad = ~events.isin(EVENT_TYPES)
-    report.drop("interactions", file, f"unknown event type (expected one of {', '.join(EVENT_TYPES)})",
-                int(bad.sum()), _examples(df, bad, "event"))
+    report.drop(
+        "interactions",
+        file,
+        f"unknown event type (expected one of {', '.join(EVENT_TYPES)})",
+        int(bad.sum()),
+        _examples(df, bad, "event"),
+    )
     df = df.loc[~bad].copy()
     df["event"] = events[~bad]
     return df
@@ -203,34 +254,59 @@ def _canonical_order(df: pd.DataFrame, table: str) -> pd.DataFrame:
     return df[known + [c for c in df.columns if c not in known and c != LINE]]
 
 
-def finalize(name: str, users: pd.DataFrame | None, items: pd.DataFrame, interactions: pd.DataFrame,
-             files: dict[str, str], report: PrepareReport) -> Dataset:
+def finalize(
+    name: str,
+    users: pd.DataFrame | None,
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    files: dict[str, str],
+    report: PrepareReport,
+) -> Dataset:
     """Referential checks, dedupe, dtypes and stats. `users=None`: derive users from interactions."""
     inter_file = files["interactions"]
     unknown_item = ~interactions["item_id"].isin(items["item_id"])
-    report.drop("interactions", inter_file, f"item_id not in the items table ({files['items']})",
-                int(unknown_item.sum()), _examples(interactions, unknown_item, "item_id"))
+    report.drop(
+        "interactions",
+        inter_file,
+        f"item_id not in the items table ({files['items']})",
+        int(unknown_item.sum()),
+        _examples(interactions, unknown_item, "item_id"),
+    )
     interactions = interactions.loc[~unknown_item]
     if users is None:
         users = pd.DataFrame({"user_id": sorted(interactions["user_id"].unique())})
         report.note(f"no users table: {len(users)} users derived from the interactions, without profiles")
     else:
         unknown_user = ~interactions["user_id"].isin(users["user_id"])
-        report.drop("interactions", inter_file, f"user_id not in the users table ({files['users']})",
-                    int(unknown_user.sum()), _examples(interactions, unknown_user, "user_id"))
+        report.drop(
+            "interactions",
+            inter_file,
+            f"user_id not in the users table ({files['users']})",
+            int(unknown_user.sum()),
+            _examples(interactions, unknown_user, "user_id"),
+        )
         interactions = interactions.loc[~unknown_user]
     key = [c for c in ("user_id", "item_id", "timestamp", "event", "value") if c in interactions.columns]
     dup = interactions.duplicated(subset=key, keep="first")
-    report.drop("interactions", inter_file, "exact duplicate interaction", int(dup.sum()),
-                _examples(interactions, dup, "item_id"))
+    report.drop(
+        "interactions",
+        inter_file,
+        "exact duplicate interaction",
+        int(dup.sum()),
+        _examples(interactions, dup, "item_id"),
+    )
     interactions = interactions.loc[~dup]
     for table, frame in (("users", users), ("items", items), ("interactions", interactions)):
         if frame.empty:
-            raise DataError(f"{files.get(table, table)}: no {table} left after validation "
-                            f"({report.dropped_total(table)} dropped); see the reasons above")
+            raise DataError(
+                f"{files.get(table, table)}: no {table} left after validation "
+                f"({report.dropped_total(table)} dropped); see the reasons above"
+            )
     interactions = interactions.sort_values(["timestamp", "user_id", "item_id"], kind="stable")
-    users, items, interactions = (_canonical_order(f, t) for f, t in
-                                  ((users, "users"), (items, "items"), (interactions, "interactions")))
+    users, items, interactions = (
+        _canonical_order(f, t)
+        for f, t in ((users, "users"), (items, "items"), (interactions, "interactions"))
+    )
     ds = Dataset(
         name=name,
         users=coerce_dtypes(users, "users"),

@@ -20,20 +20,28 @@ def test_every_data_config_validates(path: Path) -> None:
 
 
 def test_csv_example_mapping_end_to_end(tmp_path: Path, write: Callable[..., Path]) -> None:
-    write(tmp_path / "customers.csv", ["customer_id,age,gender,city,yearly_income",
-                                       "c1,34,F,Leeds,41000", "c2,,M,York,n/a"])
-    write(tmp_path / "products.csv", [
-        "sku,product_name,category,brand,price,description,colour",
-        'k1,Trail Shoe,Shoes|Sports,Acme,79.0,"Grippy, light",blue',
-        "k2,Mug,Home,Potter,7.5,Stoneware,white",
-    ])
-    write(tmp_path / "events.csv", [
-        "customer_id,sku,event_time,event_type,amount,qty",
-        "c1,k1,2025-03-01T09:00:00Z,product_view,,",
-        "c1,k1,2025-03-01T09:01:00Z,add_to_cart,,1",
-        "c1,k1,2025-03-01T09:02:00Z,order,79.0,1",
-        "c2,k2,2025-03-02T12:00:00Z,product_view,,",
-    ])
+    write(
+        tmp_path / "customers.csv",
+        ["customer_id,age,gender,city,yearly_income", "c1,34,F,Leeds,41000", "c2,,M,York,n/a"],
+    )
+    write(
+        tmp_path / "products.csv",
+        [
+            "sku,product_name,category,brand,price,description,colour",
+            'k1,Trail Shoe,Shoes|Sports,Acme,79.0,"Grippy, light",blue',
+            "k2,Mug,Home,Potter,7.5,Stoneware,white",
+        ],
+    )
+    write(
+        tmp_path / "events.csv",
+        [
+            "customer_id,sku,event_time,event_type,amount,qty",
+            "c1,k1,2025-03-01T09:00:00Z,product_view,,",
+            "c1,k1,2025-03-01T09:01:00Z,add_to_cart,,1",
+            "c1,k1,2025-03-01T09:02:00Z,order,79.0,1",
+            "c2,k2,2025-03-02T12:00:00Z,product_view,,",
+        ],
+    )
     ds, report = load_dataset("csv", tmp_path, config=CONFIGS / "csv-example.yaml")
     assert ds.name == "my-shop"
     assert ds.items.set_index("item_id").loc["k1", "categories"] == ["Shoes", "Sports"]

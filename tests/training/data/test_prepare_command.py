@@ -27,8 +27,24 @@ def test_prepare_movielens(ml100k_dir: Path, tmp_path: Path, capsys: pytest.Capt
 
 def test_prepare_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["prepare", "--dataset", "demo", "--users", "50", "--items", "40", "--seed", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--dataset",
+                "demo",
+                "--users",
+                "50",
+                "--items",
+                "40",
+                "--seed",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ds = read_dataset(out)
     assert len(ds.users) == 50 and len(ds.items) == 40
     assert "dropped or fixed rows: none" in capsys.readouterr().out
@@ -40,14 +56,18 @@ def test_prepare_csv(shop_mapping: Path, tmp_path: Path) -> None:
     assert read_dataset(out).name == "tiny-shop"
 
 
-@pytest.mark.parametrize("argv", [
-    ["--dataset", "movielens", "--download", "ml-2m"],
-    ["--dataset", "demo", "--download", "ml-1m"],
-    ["--dataset", "movielens"],
-    ["--dataset", "csv"],
-])
-def test_bad_arguments_are_clear_errors(argv: list[str], tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--dataset", "movielens", "--download", "ml-2m"],
+        ["--dataset", "demo", "--download", "ml-1m"],
+        ["--dataset", "movielens"],
+        ["--dataset", "csv"],
+    ],
+)
+def test_bad_arguments_are_clear_errors(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["prepare", *argv, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") or "\nerror: " in err

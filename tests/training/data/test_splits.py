@@ -111,21 +111,32 @@ def test_bad_options(shop: Dataset) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    rows=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 11), st.integers(0, 50),
-                            st.sampled_from(["click", "view", "purchase", "rating"]), st.integers(1, 5)),
-                  min_size=4, max_size=80),
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 7),
+            st.integers(0, 11),
+            st.integers(0, 50),
+            st.sampled_from(["click", "view", "purchase", "rating"]),
+            st.integers(1, 5),
+        ),
+        min_size=4,
+        max_size=80,
+    ),
     protocol=st.sampled_from(PROTOCOLS),
     seed=st.integers(0, 3),
 )
-def test_invariants_hold_on_arbitrary_data(rows: list[tuple[int, int, int, str, int]], protocol: str,
-                                           seed: int) -> None:
-    inter = pd.DataFrame({
-        "user_id": [f"u{r[0]}" for r in rows],
-        "item_id": [f"i{r[1]}" for r in rows],
-        "timestamp": [pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(hours=r[2]) for r in rows],
-        "event": [r[3] for r in rows],
-        "value": [float(r[4]) for r in rows],
-    })
+def test_invariants_hold_on_arbitrary_data(
+    rows: list[tuple[int, int, int, str, int]], protocol: str, seed: int
+) -> None:
+    inter = pd.DataFrame(
+        {
+            "user_id": [f"u{r[0]}" for r in rows],
+            "item_id": [f"i{r[1]}" for r in rows],
+            "timestamp": [pd.Timestamp("2025-01-01", tz="UTC") + pd.Timedelta(hours=r[2]) for r in rows],
+            "event": [r[3] for r in rows],
+            "value": [float(r[4]) for r in rows],
+        }
+    )
     ds = Dataset("prop", pd.DataFrame({"user_id": sorted(set(inter["user_id"]))}), pd.DataFrame(), inter)
     if positives(inter)["user_id"].nunique() < 2:
         return

@@ -1,9 +1,9 @@
 """One entry point for every data source: `load_dataset(kind, path, **opts)`.
 
-    movielens  path = an unzipped release folder; opts: download (official name), strict
-    demo       path ignored; opts: seed, n_users, n_items
-    csv        path = base folder of the files (default: the mapping's folder);
-               opts: config (the YAML column mapping, required), strict
+movielens  path = an unzipped release folder; opts: download (official name), strict
+demo       path ignored; opts: seed, n_users, n_items
+csv        path = base folder of the files (default: the mapping's folder);
+           opts: config (the YAML column mapping, required), strict
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ def _pop_bool(opts: dict[str, Any], key: str) -> bool:
     return bool(opts.pop(key, False))
 
 
-def load_dataset(kind: Literal["movielens", "demo", "csv"], path: Path | None,
-                 **opts: Any) -> tuple[Dataset, PrepareReport]:
+def load_dataset(
+    kind: Literal["movielens", "demo", "csv"], path: Path | None, **opts: Any
+) -> tuple[Dataset, PrepareReport]:
     """Load and validate a data set into canonical tables, with a report of what was dropped/fixed."""
     strict = _pop_bool(opts, "strict")
     if kind == "demo":
@@ -34,8 +35,10 @@ def load_dataset(kind: Literal["movielens", "demo", "csv"], path: Path | None,
         _reject_unknown(kind, opts)
         report = PrepareReport("demo-shop", f"generator (seed={seed})", strict=strict)
         ds = generate_demo_shop(seed=seed, n_users=n_users, n_items=n_items)
-        report.note("users.planted_segment is the generator's ground truth: use it for evaluation only, "
-                    "never as a model feature")
+        report.note(
+            "users.planted_segment is the generator's ground truth: use it for evaluation only, "
+            "never as a model feature"
+        )
     elif kind == "movielens":
         from training.data.loaders.download import download_movielens
         from training.data.loaders.movielens import load_movielens

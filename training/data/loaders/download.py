@@ -21,8 +21,10 @@ def check_name(name: str) -> str:
     """The official release name, or ConfigError listing the valid ones."""
     normalised = name.strip().lower()
     if normalised not in OFFICIAL_NAMES:
-        raise ConfigError(f"--download {name!r}: not an official MovieLens release; "
-                          f"expected one of {', '.join(OFFICIAL_NAMES)}")
+        raise ConfigError(
+            f"--download {name!r}: not an official MovieLens release; "
+            f"expected one of {', '.join(OFFICIAL_NAMES)}"
+        )
     return normalised
 
 
@@ -37,15 +39,19 @@ def _fetch(url: str, target: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with part.open("wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                              desc=f"download {target.name}") as bar:
+            with (
+                part.open("wb") as out,
+                tqdm(total=total, unit="B", unit_scale=True, desc=f"download {target.name}") as bar,
+            ):
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         part.unlink(missing_ok=True)
-        raise DataError(f"could not download {url}: {exc}; download and unzip it yourself, "
-                        "then run prepare with --path pointing at the folder") from None
+        raise DataError(
+            f"could not download {url}: {exc}; download and unzip it yourself, "
+            "then run prepare with --path pointing at the folder"
+        ) from None
     part.replace(target)
 
 

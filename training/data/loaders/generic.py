@@ -64,8 +64,10 @@ class TableMapping(StrictModel):
     def _known_targets(self) -> TableMapping:
         unknown = sorted(set(self.columns) - set(CANONICAL[self._table]))
         if unknown:
-            raise ValueError(f"unknown canonical column(s) {unknown} in columns; "
-                             f"expected some of {list(CANONICAL[self._table])}")
+            raise ValueError(
+                f"unknown canonical column(s) {unknown} in columns; "
+                f"expected some of {list(CANONICAL[self._table])}"
+            )
         return self
 
 
@@ -105,15 +107,18 @@ def _read(mapping: TableMapping, base: Path, table: str) -> tuple[pd.DataFrame, 
     if fmt == "parquet":
         df = read_parquet_table(path, f"the {table} table (Parquet)")
     else:
-        df = read_delimited(path, sep=mapping.delimiter, encoding=mapping.encoding,
-                            what=f"the {table} table (CSV with a header row)")
+        df = read_delimited(
+            path,
+            sep=mapping.delimiter,
+            encoding=mapping.encoding,
+            what=f"the {table} table (CSV with a header row)",
+        )
     require_rows(df, str(path), table)
     sources = {canon: src for canon, src in mapping.columns.items()}
     for canon in CANONICAL[table]:
         if canon not in sources and canon in df.columns:
             sources[canon] = canon
-    require_columns(df, [*sources.values(), *mapping.extra_columns], str(path),
-                    "named in the mapping config")
+    require_columns(df, [*sources.values(), *mapping.extra_columns], str(path), "named in the mapping config")
     out = pd.DataFrame({canon: df[src] for canon, src in sources.items()})
     for extra in mapping.extra_columns:
         if extra not in out.columns:
@@ -138,41 +143,67 @@ def _items(mapping: ItemsMapping, base: Path, report: PrepareReport) -> tuple[pd
         report.note(f"{file}: no title column; titles are the item ids")
         items["title"] = items["item_id"]
     untitled = items["title"].isna() | (items["title"].astype(str).str.strip() == "")
-    report.fix("items", file, "missing title replaced by the item id", int(untitled.sum()),
-               [f"line {n}" for n in items.loc[untitled, LINE].head(5)])
+    report.fix(
+        "items",
+        file,
+        "missing title replaced by the item id",
+        int(untitled.sum()),
+        [f"line {n}" for n in items.loc[untitled, LINE].head(5)],
+    )
     items["title"] = items["title"].where(~untitled, items["item_id"]).astype(str).str.strip()
     if "categories" in items.columns:
         sep = mapping.categories_separator
-        items["categories"] = [[c.strip() for c in str(v).split(sep) if c.strip()] if pd.notna(v) else []
-                               for v in items["categories"]]
+        items["categories"] = [
+            [c.strip() for c in str(v).split(sep) if c.strip()] if pd.notna(v) else []
+            for v in items["categories"]
+        ]
     else:
         report.note(f"{file}: no categories column; every item has no categories")
         items["categories"] = [[] for _ in range(len(items))]
     return _parse_numbers(items, "items", file, report), file
 
 
-def _interactions(mapping: InteractionsMapping, base: Path,
-                  report: PrepareReport) -> tuple[pd.DataFrame, str]:
+def _interactions(
+    mapping: InteractionsMapping, base: Path, report: PrepareReport
+) -> tuple[pd.DataFrame, str]:
     inter, file = _read(mapping, base, "interactions")
-    require_columns(inter, ["user_id", "item_id", "timestamp"], file,
-                    "map user_id, item_id and timestamp under interactions.columns")
+    require_columns(
+        inter,
+        ["user_id", "item_id", "timestamp"],
+        file,
+        "map user_id, item_id and timestamp under interactions.columns",
+    )
     if "event" not in inter.columns:
         if mapping.event is None:
-            raise DataError(f"{file}: no event column; map one under interactions.columns.event "
-                            "or set interactions.event (e.g. purchase) in the mapping config")
+            raise DataError(
+                f"{file}: no event column; map one under interactions.columns.event "
+                "or set interactions.event (e.g. purchase) in the mapping config"
+            )
         inter["event"] = mapping.event
     elif mapping.event_map:
         inter["event"] = inter["event"].map(lambda e: mapping.event_map.get(str(e).strip(), e))
     inter = clean_ids(inter, ["user_id", "item_id"], "interactions", file, report)
     inter = check_events(inter, file, report)
-    inter = parse_timestamp(inter, "timestamp", "interactions", file, report,
-                            unit=mapping.timestamp_unit, fmt=mapping.timestamp_format)
+    inter = parse_timestamp(
+        inter,
+        "timestamp",
+        "interactions",
+        file,
+        report,
+        unit=mapping.timestamp_unit,
+        fmt=mapping.timestamp_format,
+    )
     inter = _parse_numbers(inter, "interactions", file, report)
     if "value" in inter.columns:
         # A rating without stars says nothing; other events may lack a value.
         unrated = (inter["event"] == "rating") & inter["value"].isna()
-        report.drop("interactions", file, "rating event without a value", int(unrated.sum()),
-                    [f"line {n}" for n in inter.loc[unrated, LINE].head(5)])
+        report.drop(
+            "interactions",
+            file,
+            "rating event without a value",
+            int(unrated.sum()),
+            [f"line {n}" for n in inter.loc[unrated, LINE].head(5)],
+        )
         inter = inter[~unrated]
     return inter, file
 

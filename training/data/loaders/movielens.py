@@ -36,15 +36,51 @@ from training.data.validate import (
 
 log = logging.getLogger("explainrec.data")
 
-GENRES_100K = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-               "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-               "Romance", "Sci-Fi", "Thriller", "War", "Western")
+GENRES_100K = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 # users.dat stores occupations as codes (see the 1M README).
-OCCUPATIONS_1M = ("other", "academic/educator", "artist", "clerical/admin", "college/grad student",
-                  "customer service", "doctor/health care", "executive/managerial", "farmer",
-                  "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing",
-                  "scientist", "self-employed", "technician/engineer", "tradesman/craftsman",
-                  "unemployed", "writer")
+OCCUPATIONS_1M = (
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
+)
 NO_GENRE = {"unknown", "(no genres listed)", ""}
 
 _YEAR_SUFFIX = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
@@ -95,8 +131,13 @@ def _titles_and_years(items: pd.DataFrame, report: PrepareReport, file: str) -> 
         years = years.fillna(pd.to_numeric(from_date, errors="coerce").astype("Int64"))
     items["year"] = years
     untitled = items["title"] == ""
-    report.fix("items", file, "missing title replaced by the item id", int(untitled.sum()),
-               [f"line {n}" for n in items.loc[untitled, LINE].head(5)])
+    report.fix(
+        "items",
+        file,
+        "missing title replaced by the item id",
+        int(untitled.sum()),
+        [f"line {n}" for n in items.loc[untitled, LINE].head(5)],
+    )
     items.loc[untitled, "title"] = items.loc[untitled, "item_id"]
     return items
 
@@ -112,13 +153,15 @@ def _ratings(df: pd.DataFrame, file: str, report: PrepareReport) -> pd.DataFrame
 def _read_dat(path: Path, names: list[str], what: str) -> pd.DataFrame:
     # 1M is latin-1, 10M is UTF-8: UTF-8 first, since latin-1 decodes anything (wrongly).
     try:
-        return read_delimited(path, sep="::", encoding="utf-8", names=names,
-                              quoting=csv.QUOTE_NONE, what=what)
+        return read_delimited(
+            path, sep="::", encoding="utf-8", names=names, quoting=csv.QUOTE_NONE, what=what
+        )
     except DataError as exc:
         if "not valid utf-8" not in str(exc):
             raise
-        return read_delimited(path, sep="::", encoding="latin-1", names=names,
-                              quoting=csv.QUOTE_NONE, what=what)
+        return read_delimited(
+            path, sep="::", encoding="latin-1", names=names, quoting=csv.QUOTE_NONE, what=what
+        )
 
 
 def _tags(path: Path, items: pd.DataFrame, frame: pd.DataFrame, report: PrepareReport) -> pd.DataFrame:
@@ -146,36 +189,58 @@ def _load_100k(path: Path, report: PrepareReport) -> Dataset:
     genre_file = path / "u.genre"
     genres = list(GENRES_100K)
     if genre_file.is_file():
-        table = read_delimited(genre_file, sep="|", encoding="latin-1", names=["genre", "index"],
-                               quoting=csv.QUOTE_NONE, what="genre|index lines")
+        table = read_delimited(
+            genre_file,
+            sep="|",
+            encoding="latin-1",
+            names=["genre", "index"],
+            quoting=csv.QUOTE_NONE,
+            what="genre|index lines",
+        )
         genres = [str(g) for g in table["genre"].dropna()]
     item_file, user_file, data_file = path / "u.item", path / "u.user", path / "u.data"
     log.info("reading %s", item_file)
-    items = read_delimited(item_file, sep="|", encoding="latin-1", quoting=csv.QUOTE_NONE,
-                           names=["item_id", "title", "release_date", "video_date", "imdb_url", *genres],
-                           what="movie id|title|release date|video date|url|genre flags")
+    items = read_delimited(
+        item_file,
+        sep="|",
+        encoding="latin-1",
+        quoting=csv.QUOTE_NONE,
+        names=["item_id", "title", "release_date", "video_date", "imdb_url", *genres],
+        what="movie id|title|release date|video date|url|genre flags",
+    )
     require_rows(items, str(item_file), "items")
     items = clean_ids(items, ["item_id"], "items", str(item_file), report)
     items = drop_duplicate_ids(items, "item_id", "items", str(item_file), report)
     flags = (items[genres].astype(str).apply(lambda col: col.str.strip()) == "1").to_numpy()
     named = [g not in NO_GENRE for g in genres]
-    items["categories"] = [[g for g, on, ok in zip(genres, row, named, strict=True) if on and ok]
-                           for row in flags]
+    items["categories"] = [
+        [g for g, on, ok in zip(genres, row, named, strict=True) if on and ok] for row in flags
+    ]
     items = _titles_and_years(items, report, str(item_file))[ITEM_COLUMNS]
 
     log.info("reading %s", user_file)
-    users = read_delimited(user_file, sep="|", encoding="latin-1", quoting=csv.QUOTE_NONE,
-                           names=["user_id", "age", "gender", "occupation", "location"],
-                           what="user id|age|gender|occupation|zip code")
+    users = read_delimited(
+        user_file,
+        sep="|",
+        encoding="latin-1",
+        quoting=csv.QUOTE_NONE,
+        names=["user_id", "age", "gender", "occupation", "location"],
+        what="user id|age|gender|occupation|zip code",
+    )
     require_rows(users, str(user_file), "users")
     users = clean_ids(users, ["user_id"], "users", str(user_file), report)
     users = drop_duplicate_ids(users, "user_id", "users", str(user_file), report)
     users = parse_number(users, "age", "users", str(user_file), report, required=False, integer=True)
 
     log.info("reading %s", data_file)
-    ratings = read_delimited(data_file, sep="\t", encoding="latin-1", quoting=csv.QUOTE_NONE,
-                             names=["user_id", "item_id", "value", "timestamp"],
-                             what="user id, item id, rating, timestamp separated by tabs")
+    ratings = read_delimited(
+        data_file,
+        sep="\t",
+        encoding="latin-1",
+        quoting=csv.QUOTE_NONE,
+        names=["user_id", "item_id", "value", "timestamp"],
+        what="user id, item id, rating, timestamp separated by tabs",
+    )
     require_rows(ratings, str(data_file), "interactions")
     ratings = _ratings(ratings, str(data_file), report)
     files = {"users": str(user_file), "items": str(item_file), "interactions": str(data_file)}
@@ -195,27 +260,33 @@ def _load_dat(path: Path, report: PrepareReport) -> Dataset:
     users: pd.DataFrame | None = None
     if user_file.is_file():
         log.info("reading %s", user_file)
-        users = _read_dat(user_file, ["user_id", "gender", "age", "occupation", "location"],
-                          "UserID::Gender::Age::Occupation::Zip-code lines")
+        users = _read_dat(
+            user_file,
+            ["user_id", "gender", "age", "occupation", "location"],
+            "UserID::Gender::Age::Occupation::Zip-code lines",
+        )
         require_rows(users, str(user_file), "users")
         users = clean_ids(users, ["user_id"], "users", str(user_file), report)
         users = drop_duplicate_ids(users, "user_id", "users", str(user_file), report)
         users = parse_number(users, "age", "users", str(user_file), report, required=False, integer=True)
         codes = pd.to_numeric(users["occupation"], errors="coerce")
-        users["occupation"] = [OCCUPATIONS_1M[int(c)] if pd.notna(c) and 0 <= c < len(OCCUPATIONS_1M)
-                               else None for c in codes]
+        users["occupation"] = [
+            OCCUPATIONS_1M[int(c)] if pd.notna(c) and 0 <= c < len(OCCUPATIONS_1M) else None for c in codes
+        ]
         report.note("1M ages are the lower bounds of age groups (1 = under 18, 18, 25, 35, 45, 50, 56)")
 
     log.info("reading %s", rating_file)
-    ratings = _read_dat(rating_file, ["user_id", "item_id", "value", "timestamp"],
-                        "UserID::MovieID::Rating::Timestamp lines")
+    ratings = _read_dat(
+        rating_file, ["user_id", "item_id", "value", "timestamp"], "UserID::MovieID::Rating::Timestamp lines"
+    )
     require_rows(ratings, str(rating_file), "interactions")
     ratings = _ratings(ratings, str(rating_file), report)
     tag_file = path / "tags.dat"
     if tag_file.is_file():
         log.info("reading %s", tag_file)
-        tags = _read_dat(tag_file, ["user_id", "item_id", "tag", "timestamp"],
-                         "UserID::MovieID::Tag::Timestamp lines")
+        tags = _read_dat(
+            tag_file, ["user_id", "item_id", "tag", "timestamp"], "UserID::MovieID::Tag::Timestamp lines"
+        )
         items = _tags(tag_file, items, tags, report)
     files = {"users": str(user_file), "items": str(movie_file), "interactions": str(rating_file)}
     name = "movielens-1m" if users is not None else "movielens-10m"
@@ -259,8 +330,10 @@ def load_movielens(path: Path, report: PrepareReport) -> Dataset:
         if len(subdirs) == 1:
             path = subdirs[0]
     fmt = detect_format(path)
-    report.note(f"detected MovieLens {'100K' if fmt == '100k' else '1M/10M' if fmt == 'dat' else 'CSV'} "
-                f"format in {path}")
+    report.note(
+        f"detected MovieLens {'100K' if fmt == '100k' else '1M/10M' if fmt == 'dat' else 'CSV'} "
+        f"format in {path}"
+    )
     if fmt == "100k":
         return _load_100k(path, report)
     if fmt == "dat":
