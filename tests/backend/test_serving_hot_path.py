@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -401,3 +402,17 @@ def test_opentelemetry_is_off_by_default_and_on_when_asked(
             for _ in range(3):
                 assert client.get("/healthz").status_code == 200
         assert (len(asked) >= 3) is enabled
+
+
+def test_api_routes_are_matched_first_and_flat(tmp_path: Path) -> None:
+    # Each request is matched against the app's routes in order: the API's busiest routes lead,
+    # directly on the app router (an included router is matched twice per request), and the
+    # documentation routes and the frontend's catch-all mount come after every API route.
+    app = create_app(Settings(workdir=tmp_path))
+    routes = app.router.routes
+    paths = [getattr(route, "path", None) for route in routes]
+    assert paths[:3] == ["/api/v1/recommendations", "/api/v1/recommendations/cold-start", "/api/v1/feedback"]
+    served = sum(isinstance(route, APIRoute) for route in routes)
+    assert served >= 15 and all(isinstance(route, APIRoute) for route in routes[:served])
+    assert {"/openapi.json", "/docs", ""} <= set(paths[served:])
+    assert set(app.openapi()["paths"]) <= set(paths[:served])
