@@ -7,16 +7,19 @@ server with locust too; docs/benchmarks.md has the full runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from fastapi.testclient import TestClient
 
 from backend import bench_serve
+from backend.app import API_ROUTERS
 from explainrec.errors import ConfigError, ExplainrecError
 from tests.support.telemetry import count_tracer_provider_lookups
 
@@ -171,9 +174,24 @@ def test_seeded_sessions_sign_in_the_bench_shoppers(tmp_path: Path, toy_bundles:
         assert client.post("/api/v1/feedback", json=feedback, headers={"X-API-Key": key}).status_code == 201
 
 
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    script = Path(__file__).resolve().parents[2] / "scripts" / name
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), SCRIPTS / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_routing = load_script("bench_routing.py")
 
 
 def timings(done: subprocess.CompletedProcess[str], unit: str) -> dict[str, float]:
@@ -236,6 +254,24 @@ def test_the_history_sums_bench_times_both_ways_for_every_shape() -> None:
     assert len(rows) == 11 and all(len(row) == 6 and row[-1] in ("gathered", "matrix") for row in rows)
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in rows)
     assert done.stdout.splitlines()[-1] == "the tower uses the matrix when cells per entry < 40"
+
+
+def test_the_routing_bench_times_both_layouts_on_every_path() -> None:
+    done = run_script("bench_routing.py", "--requests", "3", "--rounds", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert [row[1] for row in rows] == [path for _, path, _ in bench_routing.REQUESTS]
+    assert all(row[2] in ("(401)", "(503)") and float(row[4]) > 0 and float(row[6]) > 0 for row in rows)
+
+
+def test_the_routing_bench_rebuilds_the_nested_layout_in_the_old_order(tmp_path: Path) -> None:
+    from fastapi.routing import _IncludedRouter
+
+    app = bench_routing.nested_app(tmp_path)
+    kinds = [type(route).__name__ for route in app.router.routes]
+    included = [i for i, route in enumerate(app.router.routes) if isinstance(route, _IncludedRouter)]
+    assert len(included) == len(API_ROUTERS) and included == list(range(4, 4 + len(API_ROUTERS)))
+    assert kinds[:4] == ["Route"] * 4 and kinds[-1] == "Mount"
 
 
 def test_saturation_names_what_used_all_it_can() -> None:
