@@ -274,6 +274,13 @@ def test_the_routing_bench_rebuilds_the_nested_layout_in_the_old_order(tmp_path:
     assert kinds[:4] == ["Route"] * 4 and kinds[-1] == "Mount"
 
 
+def test_the_store_bench_times_each_batch_size() -> None:
+    done = run_script("bench_store.py", "--batches", "1,3", "--commits", "2", "--rounds", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert [row[1] for row in rows] == ["1", "3"] and all(float(row[2]) > 0 for row in rows)
+
+
 def test_saturation_names_what_used_all_it_can() -> None:
     # Round seven's default run: locust bounded the cached recs and the ceiling, the server the
     # writes, both the similar items.
