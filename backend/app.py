@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match, Mount
+from starlette.types import Scope
 
 from backend.db.engine import make_engine, make_session_factory, upgrade_database
 from backend.errors import install_error_handlers
@@ -50,6 +53,26 @@ API_ROUTERS = tuple(
     module.router
     for module in (recommendations, feedback, items, health, segments, users, auth, admin, profile)
 )
+
+
+class FrontendMount(Mount):
+    """The shopper UI's files at "/", except where the API answers: under /api/ and at the API's
+    own paths outside it (/healthz, /readyz, /metrics). There a path the API does not serve is
+    its JSON 404, and a method a route does not take is its 405 naming the methods it does (the
+    catch-all file server had answered GET /api/v1/feedback with 404, and DELETE with a 405
+    allowing "GET, HEAD")."""
+
+    def __init__(self, directory: Path, api_paths: frozenset[str]) -> None:
+        super().__init__("/", app=StaticFiles(directory=directory, html=True), name="frontend")
+        self.api_paths = api_paths
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        root, path = scope.get("root_path", ""), scope.get("path", "")
+        route_path = path[len(root) :] if root and path.startswith(root) else path
+        if route_path.startswith("/api/") or route_path in self.api_paths:
+            return Match.NONE, {}
+        return super().matches(scope)
+
 
 DESCRIPTION = """Explained recommendations from a two-tower model.
 
@@ -104,7 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_body_schemas(app)
     frontend = settings.resolved_frontend_dir()
     if frontend is not None:
-        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+        api_paths = frozenset(getattr(route, "path", "") for router in API_ROUTERS for route in router.routes)
+        app.router.routes.append(FrontendMount(frontend, api_paths))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -97,6 +97,38 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
     assert response.status_code == 405 and "detail" in response.json()
 
 
+def test_a_wrong_method_on_an_api_path_is_a_405_naming_the_right_one(client: TestClient) -> None:
+    # The shopper UI's file server at "/" must not answer for the API: it had made GET of a
+    # POST-only route a 404 and given every 405 its own "Allow: GET, HEAD".
+    for method, path, allowed in (
+        ("GET", "/api/v1/feedback", "POST"),
+        ("DELETE", "/api/v1/feedback", "POST"),
+        ("PUT", "/api/v1/auth/login", "POST"),
+        ("DELETE", "/api/v1/items/i01", "GET"),
+        ("POST", "/healthz", "GET"),
+    ):
+        response = client.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["allow"] == allowed and response.json() == {"detail": "Method Not Allowed"}
+    assert client.get("/api/v1/no-such-route").json() == {"detail": "Not Found"}
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+
+
+def test_the_frontend_serves_every_path_the_api_does_not_own(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "js").mkdir(parents=True)
+    (site / "index.html").write_text("<!doctype html><title>shop</title>", "utf-8")
+    (site / "api.js").write_text("export {};", "utf-8")
+    (site / "js" / "api.js").write_text("export {};", "utf-8")
+    app = create_app(Settings(workdir=tmp_path / "work", frontend_dir=site))
+    with TestClient(app) as client:
+        for path in ("/", "/api.js", "/js/api.js"):  # "/api" starts their names, not a folder
+            assert client.get(path).status_code == 200, path
+        assert client.get("/api/v1/feedback").status_code == 405
+        assert client.get("/healthz").json() == {"status": "ok"}
+
+
 def test_openapi_documents_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path in (

@@ -271,7 +271,7 @@ def test_the_routing_bench_rebuilds_the_nested_layout_in_the_old_order(tmp_path:
     kinds = [type(route).__name__ for route in app.router.routes]
     included = [i for i, route in enumerate(app.router.routes) if isinstance(route, _IncludedRouter)]
     assert len(included) == len(API_ROUTERS) and included == list(range(4, 4 + len(API_ROUTERS)))
-    assert kinds[:4] == ["Route"] * 4 and kinds[-1] == "Mount"
+    assert kinds[:4] == ["Route"] * 4 and kinds[-1] == "FrontendMount"
 
 
 def test_the_store_bench_times_each_batch_size() -> None:
