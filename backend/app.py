@@ -116,6 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         telemetry=None if settings.opentelemetry else TELEMETRY_OFF,
+        # A trailing slash is a JSON 404, as it always was behind the file server, not a redirect
+        # that a client would have to follow with its POST body.
+        redirect_slashes=False,
     )
     app.state.service = state
     install_error_handlers(app, settings.retry_after_s)

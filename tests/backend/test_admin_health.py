@@ -111,6 +111,9 @@ def test_a_wrong_method_on_an_api_path_is_a_405_naming_the_right_one(client: Tes
         assert response.status_code == 405, (method, path)
         assert response.headers["allow"] == allowed and response.json() == {"detail": "Method Not Allowed"}
     assert client.get("/api/v1/no-such-route").json() == {"detail": "Not Found"}
+    for method, path in (("POST", "/api/v1/feedback/"), ("GET", "/api/v1/items/")):
+        response = client.request(method, path, follow_redirects=False)  # no redirect to follow
+        assert response.status_code == 404 and "location" not in response.headers, path
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
 
