@@ -126,12 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # matches twice per request (scripts/bench_routing.py times both layouts). The routers'
     # routes already carry their prefix, tags and responses. FastAPI's documentation routes,
     # never busy, come after them.
-    app.router.routes[:0] = [route for router in API_ROUTERS for route in router.routes]
+    api_routes = [route for router in API_ROUTERS for route in router.routes]
+    app.router.routes[:0] = api_routes
     add_body_schemas(app)
     frontend = settings.resolved_frontend_dir()
     if frontend is not None:
-        api_paths = frozenset(getattr(route, "path", "") for router in API_ROUTERS for route in router.routes)
-        app.router.routes.append(FrontendMount(frontend, api_paths))
+        app.router.routes.append(FrontendMount(frontend, frozenset(route.path for route in api_routes)))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

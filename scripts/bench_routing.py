@@ -66,13 +66,12 @@ async def per_request_us(app: Any, path: str, body: bytes | None, n: int) -> flo
     return (time.perf_counter() - begin) / n * 1e6
 
 
-async def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
+async def measure(args: argparse.Namespace, workdir: Path) -> None:
     from backend.app import create_app
     from backend.settings import Settings
 
     flat = create_app(Settings(workdir=workdir / "flat"))
     nested = nested_app(workdir / "nested")
-    lines = []
     for path, body in REQUESTS:
         method = "GET" if body is None else "POST"
         statuses = {await call(app, path, "", [], body) for app in (flat, nested)}
@@ -83,12 +82,11 @@ async def measure(args: argparse.Namespace, workdir: Path) -> list[str]:
             nested_us.append(await per_request_us(nested, path, body, args.requests))
             flat_us.append(await per_request_us(flat, path, body, args.requests))
         change = statistics.median(f - n for f, n in zip(flat_us, nested_us, strict=True))
-        lines.append(
+        print(
             f"{method:4s} {path:28s} ({statuses.pop()}) nested {statistics.median(nested_us):7.1f}"
-            f"  flat {statistics.median(flat_us):7.1f} µs/request, paired change {change:+.1f} µs"
+            f"  flat {statistics.median(flat_us):7.1f} µs/request, paired change {change:+.1f} µs",
+            flush=True,
         )
-        print(lines[-1], flush=True)
-    return lines
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
