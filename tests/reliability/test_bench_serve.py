@@ -160,6 +160,21 @@ def test_the_event_loop_share_counts_the_main_thread_alone() -> None:
     assert main_thread_cpu_seconds(2**22 + 12345) == 0.0
 
 
+def test_the_event_loop_share_never_exceeds_its_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel rounds a thread's and its process's CPU times to clock ticks apart, so the main
+    thread can read a tick above the process (CI once saw 0.46 cores of loop in 0.45 of server)."""
+    import os
+    from types import SimpleNamespace
+
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    reads = iter([0.0, 10 * tick])  # the main thread's time before and after the run
+    monkeypatch.setattr(bench_serve, "main_thread_cpu_seconds", lambda pid: next(reads))
+    monkeypatch.setattr(bench_serve, "process_cpu_seconds", lambda pids: 0.0)  # idle process
+    server = SimpleNamespace(process=SimpleNamespace(pid=os.getpid()), worker_pids=lambda: [os.getpid()])
+    _, cores, _ = bench_serve.measured(lambda: {"rps": 1.0}, server, 1)  # type: ignore[arg-type]
+    assert cores["server"] == cores["event_loop"] == 0.0
+
+
 def test_seeded_sessions_sign_in_the_bench_shoppers(tmp_path: Path, toy_bundles: Path) -> None:
     from backend.app import create_app
     from backend.settings import Settings
