@@ -4,12 +4,18 @@
     record, created = await writer.add(FeedbackWrite("u1", "i9", "like", None, None, None))
 
 A commit is the expensive part of a feedback write, and SQLite takes one writer at a time. So
-requests queue their event on the event loop; one task takes everything queued, stores it with
-`Store.add_feedback_batch` in a worker thread (one transaction, one commit) and answers each
-request with its own outcome. While a batch is being written the next one gathers, so the
-batch grows with the load and a lone request still commits at once. A request is answered only
-after its commit, as before; a database error fails the requests of that batch (each gets the
-error, none of the batch is stored) and the next batch tries again.
+requests queue their event on the event loop; one task takes everything queued, stores it in
+one transaction (one commit) and answers each request with its own outcome. While a batch is
+being written the next one gathers, so the batch grows with the load and a lone request still
+commits at once. A request is answered only after its commit; a database error fails the
+requests of that batch (each gets the error, none of the batch is stored) and the next batch
+tries again.
+
+Where the batch is written: on the event loop itself when SQLite's write lock is free at that
+moment (`Store.add_feedback_batch_now`), else in a worker thread that may wait its turn
+(`Store.add_feedback_batch`; always so for PostgreSQL). A SQLite batch is ~1 ms of work, most of
+it holding the GIL: in a thread it ran no sooner, and each of its hand-offs of the GIL to the
+busy loop and back added a wait (docs/benchmarks.md, round ten: 5 ms less wait a write).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +35,7 @@ MAX_BATCH = 256  # bounds one transaction's length, so the first request of a ba
 
 
 Outcome = tuple[FeedbackRecord, bool] | IdempotencyConflictError
+R = TypeVar("R")
 
 
 @dataclass
@@ -84,8 +92,13 @@ class FeedbackWriter:
             await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
+        store, writes = self.store(), [p.write for p in batch]
         try:
-            outcomes, seconds = await run_in_threadpool(_timed_store, self.store(), [p.write for p in batch])
+            written_now, seconds = _timed(store.add_feedback_batch_now, writes)
+            if written_now is not None:
+                outcomes = written_now
+            else:
+                outcomes, seconds = await run_in_threadpool(_timed, store.add_feedback_batch, writes)
         except asyncio.CancelledError:
             for pending in batch:
                 if not pending.answer.done():
@@ -109,7 +122,8 @@ class FeedbackWriter:
                 pending.answer.set_result(outcome)
 
 
-def _timed_store(store: Store, writes: list[FeedbackWrite]) -> tuple[list[Outcome], float]:
+def _timed(store_batch: Callable[[list[FeedbackWrite]], R], writes: list[FeedbackWrite]) -> tuple[R, float]:
+    """A store call's result and how long it took (the commit metric)."""
     started = time.perf_counter()
-    outcomes = store.add_feedback_batch(writes)
+    outcomes = store_batch(writes)
     return outcomes, time.perf_counter() - started

@@ -8,6 +8,7 @@ the app turns into 503 + Retry-After.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,11 +16,12 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Row, bindparam, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from backend import security
 from backend.db import models
+from backend.db.engine import SQLITE_BUSY_TIMEOUT_MS
 from backend.db.writelock import SqliteWriteLock
 
 SCOPES = ("read", "feedback", "admin")
@@ -64,6 +66,12 @@ def _dialect_insert(dialect: str, table: type[models.FeedbackEvent]) -> Any:
     if dialect == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def _sqlite_busy(error: OperationalError) -> bool:
+    """SQLite refused for a lock held elsewhere (SQLITE_BUSY / SQLITE_LOCKED, any extended code)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -349,18 +357,48 @@ class Store:
         concurrent requests this way). Per write, in order: (record, created) as `add_feedback`
         returns, or the conflict of a key reused for another event. A database error fails the
         whole batch and stores none of it."""
-        stamped = [(w, as_utc(w.timestamp) if w.timestamp is not None else now()) for w in writes]
         # A bare connection and prebuilt statements: the ORM session cost ~5x the SQL here.
         with self._write_lock, self._engine.connect() as connection:
-            try:
-                with connection.begin():
-                    outcomes = self._insert_batch(connection, stamped)
-            except IntegrityError:
-                # Another process stored one of the keys since the lookup (that transaction was
-                # rolled back): row by row, each insert skipping a taken key by itself.
-                with connection.begin():
-                    outcomes = [self._add_keyed(connection, w, when) for w, when in stamped]
-        return outcomes
+            return self._store_batch(connection, writes)
+
+    def add_feedback_batch_now(
+        self, writes: Sequence[FeedbackWrite]
+    ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError] | None:
+        """As `add_feedback_batch`, but never waits for another writer: None, with nothing
+        stored, when one holds the write lock now, or when the database is not SQLite (whose
+        writes are a network round trip). The event loop calls this (backend/feedbackwriter.py):
+        a SQLite batch is ~1 ms of work that would hold the GIL in a worker thread anyway."""
+        if not isinstance(self._write_lock, SqliteWriteLock):
+            return None
+        with self._write_lock.taken_now() as taken:
+            if not taken:
+                return None
+            with self._engine.connect() as connection:
+                sqlite_connection = cast(sqlite3.Connection, connection.connection.driver_connection)
+                # A writer that skips our lock (the CLI, a hand-run sqlite3) would otherwise
+                # hold the event loop in the busy handler for up to the full timeout.
+                sqlite_connection.execute("PRAGMA busy_timeout=0")
+                try:
+                    return self._store_batch(connection, writes)
+                except OperationalError as exc:
+                    if _sqlite_busy(exc):
+                        return None  # rolled back: the caller writes it again, waiting its turn
+                    raise
+                finally:
+                    sqlite_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+    def _store_batch(
+        self, connection: Any, writes: Sequence[FeedbackWrite]
+    ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError]:
+        stamped = [(w, as_utc(w.timestamp) if w.timestamp is not None else now()) for w in writes]
+        try:
+            with connection.begin():
+                return self._insert_batch(connection, stamped)
+        except IntegrityError:
+            # Another process stored one of the keys since the lookup (that transaction was
+            # rolled back): row by row, each insert skipping a taken key by itself.
+            with connection.begin():
+                return [self._add_keyed(connection, w, when) for w, when in stamped]
 
     @staticmethod
     def _insert_batch(

@@ -18,6 +18,8 @@ from sqlalchemy.orm import sessionmaker
 from explainrec.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# How long a SQLite connection retries a lock another connection holds before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 def make_engine(url: str) -> Engine:
@@ -37,7 +39,9 @@ def make_engine(url: str) -> Engine:
         # smaller one opens and closes overflow connections under load, each paying for the pragmas.
         in_memory = not parsed.database or parsed.database == ":memory:"
         pool: dict[str, Any] = {} if in_memory else {"pool_size": 20, "max_overflow": 20}
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15}, **pool)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
@@ -53,7 +57,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 

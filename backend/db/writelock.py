@@ -6,12 +6,18 @@ two uvicorn workers those sleeps were the p99. `SqliteWriteLock` queues this pro
 on a mutex and the processes on an advisory `flock` of a file beside the database: the kernel
 wakes the next writer as soon as the last one is done. Writers that do not take it (the CLI,
 a hand-run sqlite3) still meet the busy handler, so correctness never depends on it.
+
+`taken_now()` takes the lock only if nobody holds it at this moment: the event loop writes a
+feedback batch itself when it would not wait (backend/feedbackwriter.py), and hands it to a
+thread that may wait otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +44,29 @@ class SqliteWriteLock:
                 self._holding_file = True
         except OSError:  # e.g. a read-only folder: the busy handler still serialises writers
             self._holding_file = False
+
+    @contextlib.contextmanager
+    def taken_now(self) -> Iterator[bool]:
+        """Holds the lock for the block if it is free now, without waiting; yields whether it
+        was taken (False: another thread or process is writing, nothing is held)."""
+        if not self._mutex.acquire(blocking=False):
+            yield False
+            return
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._holding_file = True
+        except BlockingIOError:  # another process holds the file lock
+            self._mutex.release()
+            yield False
+            return
+        except OSError:  # e.g. a read-only folder: as __enter__, the busy handler still serialises
+            self._holding_file = False
+        try:
+            yield True
+        finally:
+            self.__exit__(None, None, None)
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None

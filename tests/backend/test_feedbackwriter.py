@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
-from backend.db.engine import make_engine, make_session_factory, upgrade_database
+from backend.db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, make_session_factory, upgrade_database
+from backend.db.writelock import SqliteWriteLock
 from backend.feedbackwriter import FeedbackWriter
 from backend.store import FeedbackWrite, IdempotencyConflictError, Store
 
@@ -52,7 +55,10 @@ def test_concurrent_writes_share_commits_and_each_gets_its_own_row(store: Store)
     assert len(seconds) == len(commits) and all(s > 0 for s in seconds)
 
 
-def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_written(store: Store) -> None:
+@pytest.mark.parametrize("written_on", ["loop", "thread"])
+def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_written(
+    store: Store, written_on: str
+) -> None:
     down = {"now": True}
 
     class FlakyStore:
@@ -61,6 +67,9 @@ def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_written(store: 
                 down["now"] = False
                 raise OperationalError("INSERT", {}, Exception("disk I/O error"))
             return store.add_feedback_batch(writes)
+
+        def add_feedback_batch_now(self, writes: list[FeedbackWrite]) -> object:
+            return self.add_feedback_batch(writes) if written_on == "loop" else None
 
     writer = FeedbackWriter(lambda: FlakyStore())  # type: ignore[arg-type, return-value]
 
@@ -77,6 +86,66 @@ def test_a_failed_batch_fails_its_requests_and_the_next_batch_is_written(store: 
     assert all(isinstance(r, OperationalError) for r in first)  # none stored, each told so
     assert isinstance(second, tuple) and second[1] is True
     assert [e.item_id for e in store.feedback_for("u1")] == ["i9"]
+
+
+def test_a_free_write_lock_means_the_loop_writes_the_batch_itself(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_thread(*_: object) -> object:
+        raise AssertionError("handed to a thread although nobody else was writing")
+
+    monkeypatch.setattr("backend.feedbackwriter.run_in_threadpool", no_thread)
+    writer = FeedbackWriter(lambda: store)
+
+    async def burst() -> list[tuple[object, bool]]:
+        writes = [FeedbackWrite("u1", f"i{i}", "view", None, None, None) for i in range(20)]
+        results = await asyncio.gather(*(writer.add(w) for w in writes))
+        await writer.close()
+        return results
+
+    assert all(created for _, created in asyncio.run(burst()))
+    assert store.count_feedback() == 20
+
+
+def test_a_writer_in_another_process_sends_the_batch_to_a_thread_and_the_loop_runs_on(
+    store: Store, tmp_path: Path
+) -> None:
+    other_worker = SqliteWriteLock(str(tmp_path / "writer.db"))  # another worker's lock on the file
+    writer = FeedbackWriter(lambda: store)
+
+    async def while_locked() -> tuple[object, int]:
+        with other_worker:
+            write = asyncio.ensure_future(writer.add(FeedbackWrite("u1", "i1", "like", None, None, None)))
+            ticks = 0
+            for _ in range(20):  # the loop keeps serving while the write waits in its thread
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not write.done() and store.count_feedback() == 0
+        result = await asyncio.wait_for(write, 5)
+        await writer.close()
+        return result, ticks
+
+    (record, created), ticks = asyncio.run(while_locked())  # type: ignore[misc]
+    assert ticks == 20 and created and store.feedback_for("u1")[0].id == record.id
+
+
+def test_a_writer_that_skips_the_lock_never_holds_the_loop_in_the_busy_handler(
+    store: Store, tmp_path: Path
+) -> None:
+    foreign = sqlite3.connect(tmp_path / "writer.db", isolation_level=None)  # e.g. a hand-run sqlite3
+    foreign.execute("BEGIN IMMEDIATE")
+    used: list[sqlite3.Connection] = []
+    event.listen(store._engine, "checkout", lambda dbapi, _record, _proxy: used.append(dbapi))
+    started = time.perf_counter()
+    assert store.add_feedback_batch_now([FeedbackWrite("u1", "i1", "like", None, None, None)]) is None
+    assert time.perf_counter() - started < 1.0  # not the 15 s busy timeout
+    foreign.execute("ROLLBACK")
+    assert store.count_feedback() == 0
+    # The pooled connection waits its turn again for the writers that may wait.
+    assert {c.execute("PRAGMA busy_timeout").fetchone()[0] for c in used} == {SQLITE_BUSY_TIMEOUT_MS}
+    outcomes = store.add_feedback_batch_now([FeedbackWrite("u1", "i2", "like", None, None, None)])
+    assert outcomes is not None and [e.item_id for e in store.feedback_for("u1")] == ["i2"]
+    foreign.close()
 
 
 def test_a_lone_write_commits_at_once(store: Store) -> None:

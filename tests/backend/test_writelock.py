@@ -41,3 +41,25 @@ def test_an_in_memory_database_needs_only_the_mutex() -> None:
         pass
     with lock:  # released properly
         pass
+
+
+def test_taken_now_never_waits_for_another_holder(tmp_path: Path) -> None:
+    database = str(tmp_path / "shop.db")
+    worker_a, worker_b = SqliteWriteLock(database), SqliteWriteLock(database)
+    with worker_a:
+        started = time.monotonic()
+        with worker_b.taken_now() as taken:
+            assert taken is False  # another process's lock: no wait, nothing held
+        with worker_a.taken_now() as taken:
+            assert taken is False  # this process's own writer (the mutex) counts too
+        assert time.monotonic() - started < 0.1
+    with worker_b.taken_now() as taken:
+        assert taken is True
+        with worker_a.taken_now() as other:
+            assert other is False  # held now, by B
+    with worker_a:  # B let go of both the mutex and the file lock
+        pass
+    memory = SqliteWriteLock(":memory:")
+    for _ in range(2):
+        with memory.taken_now() as taken:
+            assert taken is True
