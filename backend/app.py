@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match, Mount
 from starlette.types import Scope
 
+from backend.db.checkpoint import WalCheckpointer
 from backend.db.engine import make_engine, make_session_factory, upgrade_database
 from backend.errors import install_error_handlers
 from backend.hotcache import DatabaseWatch, HotCache
@@ -84,7 +85,8 @@ requests that change state send the `X-CSRF-Token` header. Every error is `{"det
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(settings.resolved_database_url(), background_checkpoints=True)
+    checkpointer = WalCheckpointer.for_url(settings.resolved_database_url())
     metrics = Metrics()
     state = ServiceState(
         settings=settings,
@@ -101,12 +103,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_startup:
             upgrade_database(engine)
+        checkpointer.start()
         try:
             state.load()
         except BundleError as exc:
             log.error("starting without a model: %s", exc)
         yield
         await state.feedback_writer.close()
+        checkpointer.stop()
         state.cache.watch.close()
         engine.dispose()
 
@@ -121,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.service = state
+    app.state.checkpointer = checkpointer
     install_error_handlers(app, settings.retry_after_s)
     # The API's routes go first and flat: `include_router` nests a router, which FastAPI then
     # matches twice per request (scripts/bench_routing.py times both layouts). The routers'

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
+from backend.db.checkpoint import SAFETY_AUTOCHECKPOINT_PAGES
 from explainrec.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -22,7 +23,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, background_checkpoints: bool = False) -> Engine:
+    """The engine for a database URL. `background_checkpoints`: a SQLite file's connections leave
+    WAL checkpoints to a `WalCheckpointer` thread (backend/db/checkpoint.py), so no commit on the
+    request path pays for one; the app runs that thread."""
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with an unhelpful message
@@ -43,6 +47,8 @@ def make_engine(url: str) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if background_checkpoints:
+            event.listen(engine, "connect", _checkpoint_only_past_the_safety_net)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # Plain postgresql:// would pick psycopg2, which is not installed; psycopg 3 is.
@@ -59,6 +65,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _checkpoint_only_past_the_safety_net(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={SAFETY_AUTOCHECKPOINT_PAGES}")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:
