@@ -296,6 +296,14 @@ def test_the_store_bench_times_each_batch_size() -> None:
     assert [row[1] for row in rows] == ["1", "3"] and all(float(row[2]) > 0 for row in rows)
 
 
+def test_the_store_bench_times_the_loops_call_in_both_checkpoint_modes() -> None:
+    done = run_script("bench_store.py", "--latency", "5", "--batches", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and "SQLite's checkpoints" in lines[0] and "checkpoint thread" in lines[1]
+    assert all(" of 5 over 3 ms" in line and "p99" in line for line in lines)
+
+
 def test_saturation_names_what_used_all_it_can() -> None:
     # Round seven's default run: locust bounded the cached recs and the ceiling, the server the
     # writes, both the similar items.
