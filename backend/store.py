@@ -74,6 +74,17 @@ def _sqlite_busy(error: OperationalError) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _set_busy_timeout(connection: Any, ms: int) -> None:
+    """On the pooled connection's sqlite3 connection, outside SQLAlchemy's transaction; a failure
+    is a database error (503) and the connection leaves the pool rather than go back half-set."""
+    statement = f"PRAGMA busy_timeout={ms}"
+    try:
+        cast(sqlite3.Connection, connection.connection.driver_connection).execute(statement)
+    except sqlite3.Error as exc:
+        connection.invalidate()
+        raise OperationalError(statement, None, exc) from exc
+
+
 def as_utc(value: datetime) -> datetime:
     """The same instant in UTC (naive: taken as UTC). SQLite's DATETIME keeps a datetime's
     fields and drops its offset (a client's 10:00+02:00 was read back as 10:00 UTC), so writes
@@ -374,10 +385,9 @@ class Store:
             if not taken:
                 return None
             with self._engine.connect() as connection:
-                sqlite_connection = cast(sqlite3.Connection, connection.connection.driver_connection)
                 # A writer that skips our lock (the CLI, a hand-run sqlite3) would otherwise
                 # hold the event loop in the busy handler for up to the full timeout.
-                sqlite_connection.execute("PRAGMA busy_timeout=0")
+                _set_busy_timeout(connection, 0)
                 try:
                     return self._store_batch(connection, writes)
                 except OperationalError as exc:
@@ -385,7 +395,7 @@ class Store:
                         return None  # rolled back: the caller writes it again, waiting its turn
                     raise
                 finally:
-                    sqlite_connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                    _set_busy_timeout(connection, SQLITE_BUSY_TIMEOUT_MS)
 
     def _store_batch(
         self, connection: Any, writes: Sequence[FeedbackWrite]

@@ -158,3 +158,25 @@ def test_a_lone_write_commits_at_once(store: Store) -> None:
 
     record, created = asyncio.run(one())  # type: ignore[misc]
     assert created and store.feedback_for("u1")[0].id == record.id
+
+
+def test_a_connection_that_breaks_mid_batch_is_a_database_error_and_leaves_the_pool(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken: list[sqlite3.Connection] = []
+
+    def break_the_connection(connection: object, writes: object) -> object:
+        raw = connection.connection.driver_connection  # type: ignore[attr-defined]
+        broken.append(raw)
+        raw.close()  # so neither the batch nor restoring the busy timeout can run
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("disk I/O error"))
+
+    monkeypatch.setattr(store, "_store_batch", break_the_connection)
+    with pytest.raises(OperationalError):  # SQLAlchemy's: the handlers answer 503, not 500
+        store.add_feedback_batch_now([FeedbackWrite("u1", "i1", "like", None, None, None)])
+    monkeypatch.undo()
+    used: list[sqlite3.Connection] = []
+    event.listen(store._engine, "checkout", lambda dbapi, _record, _proxy: used.append(dbapi))
+    assert store.add_feedback_batch_now([FeedbackWrite("u1", "i2", "like", None, None, None)]) is not None
+    assert used and broken[0] not in used  # the pool opened another
+    assert [e.item_id for e in store.feedback_for("u1")] == ["i2"]
