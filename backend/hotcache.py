@@ -47,8 +47,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
-from sqlalchemy.engine import make_url
-
+from backend.db.engine import sqlite_file
 from backend.recommender import Shopper
 from backend.store import ApiKeyRecord, SessionRecord, now
 
@@ -102,12 +101,7 @@ class DatabaseWatch:
 
     @classmethod
     def for_url(cls, url: str) -> DatabaseWatch:
-        parsed = make_url(url)
-        path = parsed.database
-        in_memory = not path or path == ":memory:" or "mode=memory" in path
-        if parsed.get_backend_name() == "sqlite" and not in_memory:
-            return cls(path)
-        return cls(None)
+        return cls(sqlite_file(url))
 
     @property
     def supported(self) -> bool:

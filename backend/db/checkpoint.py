@@ -11,7 +11,7 @@ itself (backend/feedbackwriter.py), so that commit held every request of the wor
 in ~45 commits under write load. The app's engine (`make_engine(url, background_checkpoints=True)`)
 leaves checkpoints to this thread, which runs a PASSIVE one (it waits for no reader or writer;
 SQLite runs it without the GIL) every `interval_s`; the connections still checkpoint by
-themselves past `SAFETY_AUTOCHECKPOINT_PAGES`, should this thread stop or fall behind.
+themselves past `engine.SAFETY_AUTOCHECKPOINT_PAGES`, should this thread stop or fall behind.
 
 SQLite starts the log over only when a write begins with all of it copied back. Under a
 steady stream of writes that rarely happens between two commits, so the log then grows to the
@@ -25,12 +25,10 @@ import logging
 import sqlite3
 import threading
 
-from sqlalchemy.engine import make_url
+from backend.db.engine import sqlite_file
 
 log = logging.getLogger("explainrec.backend")
 
-# The app's connections' own threshold: 16x SQLite's default, ~64 MB of log at 4 KB pages.
-SAFETY_AUTOCHECKPOINT_PAGES = 16_000
 # A busy write load adds ~25 MB of log a second here: ~5 MB a checkpoint, as SQLite's default.
 INTERVAL_S = 0.2
 
@@ -48,11 +46,7 @@ class WalCheckpointer:
 
     @classmethod
     def for_url(cls, url: str, interval_s: float = INTERVAL_S) -> WalCheckpointer:
-        parsed = make_url(url)
-        path = parsed.database
-        in_memory = not path or path == ":memory:" or "mode=memory" in path
-        file_sqlite = parsed.get_backend_name() == "sqlite" and not in_memory
-        return cls(path if file_sqlite else None, interval_s)
+        return cls(sqlite_file(url), interval_s)
 
     @property
     def running(self) -> bool:

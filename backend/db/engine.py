@@ -15,12 +15,27 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from backend.db.checkpoint import SAFETY_AUTOCHECKPOINT_PAGES
 from explainrec.errors import ConfigError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # How long a SQLite connection retries a lock another connection holds before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+# With background checkpoints (backend/db/checkpoint.py), the connections' own threshold: 16x
+# SQLite's default, ~64 MB of log at 4 KB pages, should that thread stop or fall behind.
+SAFETY_AUTOCHECKPOINT_PAGES = 16_000
+
+
+def in_memory_sqlite(database: str | None) -> bool:
+    """A SQLite database name (URL path or file name) that names no file."""
+    return not database or database == ":memory:" or "mode=memory" in database
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or in_memory_sqlite(parsed.database):
+        return None
+    return parsed.database
 
 
 def make_engine(url: str, background_checkpoints: bool = False) -> Engine:

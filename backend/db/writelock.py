@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from backend.db.engine import in_memory_sqlite
+
 try:
     import fcntl
 except ImportError:  # not on Windows: the mutex alone, processes meet the busy handler
@@ -30,8 +32,7 @@ except ImportError:  # not on Windows: the mutex alone, processes meet the busy 
 class SqliteWriteLock:
     def __init__(self, database: str | None) -> None:
         self._mutex = threading.Lock()
-        in_memory = not database or database == ":memory:" or "mode=memory" in database
-        self._path = None if in_memory or fcntl is None else Path(f"{database}-writelock")
+        self._path = None if in_memory_sqlite(database) or fcntl is None else Path(f"{database}-writelock")
         self._fd: int | None = None
         self._holding_file = False
 

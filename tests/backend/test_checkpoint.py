@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from backend.app import create_app
-from backend.db.checkpoint import SAFETY_AUTOCHECKPOINT_PAGES, WalCheckpointer
-from backend.db.engine import make_engine, make_session_factory, upgrade_database
+from backend.db.checkpoint import WalCheckpointer
+from backend.db.engine import SAFETY_AUTOCHECKPOINT_PAGES, make_engine, make_session_factory, upgrade_database
 from backend.settings import Settings
 from backend.store import FeedbackWrite, Store
 
