@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("starting without a model: %s", exc)
         yield
         await state.feedback_writer.close()
+        state.store.close()
         checkpointer.stop()
         state.cache.watch.close()
         engine.dispose()

@@ -8,7 +8,6 @@ the app turns into 503 + Retry-After.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,12 +15,12 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, Row, bindparam, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from backend import security
 from backend.db import models
-from backend.db.engine import SQLITE_BUSY_TIMEOUT_MS
+from backend.db.loopconnection import BatchSql, LoopConnection, StoredRow
 from backend.db.writelock import SqliteWriteLock
 
 SCOPES = ("read", "feedback", "admin")
@@ -68,21 +67,9 @@ def _dialect_insert(dialect: str, table: type[models.FeedbackEvent]) -> Any:
     return sqlite.insert(table)
 
 
-def _sqlite_busy(error: OperationalError) -> bool:
-    """SQLite refused for a lock held elsewhere (SQLITE_BUSY / SQLITE_LOCKED, any extended code)."""
-    code = getattr(error.orig, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def _set_busy_timeout(connection: Any, ms: int) -> None:
-    """On the pooled connection's sqlite3 connection, outside SQLAlchemy's transaction; a failure
-    is a database error (503) and the connection leaves the pool rather than go back half-set."""
-    statement = f"PRAGMA busy_timeout={ms}"
-    try:
-        cast(sqlite3.Connection, connection.connection.driver_connection).execute(statement)
-    except sqlite3.Error as exc:
-        connection.invalidate()
-        raise OperationalError(statement, None, exc) from exc
+def _stamped(writes: Sequence[FeedbackWrite]) -> list[tuple[FeedbackWrite, datetime]]:
+    """Each write with the instant it is stored for: its own in UTC, else now."""
+    return [(w, as_utc(w.timestamp) if w.timestamp is not None else now()) for w in writes]
 
 
 def as_utc(value: datetime) -> datetime:
@@ -205,6 +192,19 @@ _EVENTS_BY_KEY = select(
 _INSERT_EVENTS = insert(models.FeedbackEvent).returning(models.FeedbackEvent.id, sort_by_parameter_order=True)
 
 
+class _PooledBatchSql:
+    """A batch's two statements on a pooled SQLAlchemy connection (threads, PostgreSQL)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def rows_with_keys(self, keys: Sequence[str]) -> Sequence[StoredRow]:
+        return cast(Sequence[StoredRow], self._connection.execute(_EVENTS_BY_KEY, {"keys": list(keys)}).all())
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        return list(self._connection.execute(_INSERT_EVENTS, list(rows)).scalars().all())
+
+
 class Store:
     def __init__(self, session_factory: sessionmaker) -> None:
         self._sessions = session_factory
@@ -220,6 +220,13 @@ class Store:
         self._write_lock: SqliteWriteLock | contextlib.nullcontext[None] = (
             SqliteWriteLock(bind.url.database) if bind.dialect.name == "sqlite" else contextlib.nullcontext()
         )
+        # The event loop's batches, on a SQLite file (backend/db/loopconnection.py).
+        self._loop_connection = LoopConnection.for_engine(bind)
+
+    def close(self) -> None:
+        """Closes the event loop's connection (the engine's pool is the engine's to dispose)."""
+        if self._loop_connection is not None:
+            self._loop_connection.close()
 
     def ping(self) -> None:
         with self._sessions() as db:
@@ -376,34 +383,28 @@ class Store:
         self, writes: Sequence[FeedbackWrite]
     ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError] | None:
         """As `add_feedback_batch`, but never waits for another writer: None, with nothing
-        stored, when one holds the write lock now, or when the database is not SQLite (whose
-        writes are a network round trip). The event loop calls this (backend/feedbackwriter.py):
-        a SQLite batch is ~1 ms of work that would hold the GIL in a worker thread anyway."""
-        if not isinstance(self._write_lock, SqliteWriteLock):
+        stored, when one holds the write lock now, or when the database is not a SQLite file
+        (PostgreSQL's writes are a network round trip). The event loop calls this
+        (backend/feedbackwriter.py): a SQLite batch is well under 1 ms of work that would hold
+        the GIL in a worker thread anyway."""
+        if self._loop_connection is None or not isinstance(self._write_lock, SqliteWriteLock):
             return None
+        loop_connection = self._loop_connection
         with self._write_lock.taken_now() as taken:
             if not taken:
                 return None
-            with self._engine.connect() as connection:
-                # A writer that skips our lock (the CLI, a hand-run sqlite3) would otherwise
-                # hold the event loop in the busy handler for up to the full timeout.
-                _set_busy_timeout(connection, 0)
-                try:
-                    return self._store_batch(connection, writes)
-                except OperationalError as exc:
-                    if _sqlite_busy(exc):
-                        return None  # rolled back: the caller writes it again, waiting its turn
-                    raise
-                finally:
-                    _set_busy_timeout(connection, SQLITE_BUSY_TIMEOUT_MS)
+            # A writer that skips our lock (the CLI, a hand-run sqlite3) makes this None too:
+            # the loop's connection never waits in SQLite's busy handler.
+            stamped = _stamped(writes)
+            return loop_connection.in_transaction(lambda sql: self._insert_batch(sql, stamped))
 
     def _store_batch(
         self, connection: Any, writes: Sequence[FeedbackWrite]
     ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError]:
-        stamped = [(w, as_utc(w.timestamp) if w.timestamp is not None else now()) for w in writes]
+        stamped = _stamped(writes)
         try:
             with connection.begin():
-                return self._insert_batch(connection, stamped)
+                return self._insert_batch(_PooledBatchSql(connection), stamped)
         except IntegrityError:
             # Another process stored one of the keys since the lookup (that transaction was
             # rolled back): row by row, each insert skipping a taken key by itself.
@@ -412,20 +413,19 @@ class Store:
 
     @staticmethod
     def _insert_batch(
-        connection: Any, stamped: Sequence[tuple[FeedbackWrite, datetime]]
+        sql: BatchSql, stamped: Sequence[tuple[FeedbackWrite, datetime]]
     ) -> list[tuple[FeedbackRecord, bool] | IdempotencyConflictError]:
         """Two statements whatever the batch size: one lookup of the batch's idempotency keys, one
-        multi-row INSERT ... RETURNING of the new events."""
+        insert of the new events."""
         keys = [_scoped_key(w) for w, _ in stamped]
         stored: dict[str, FeedbackRecord] = {}
         wanted = {k for k in keys if k is not None}
         if wanted:
-            rows = connection.execute(_EVENTS_BY_KEY, {"keys": list(wanted)}).all()
             stored = {
-                r.idempotency_key: FeedbackRecord(
-                    r.id, r.user_id, r.item_id, r.event, r.value, as_utc(r.timestamp)
+                key: FeedbackRecord(event_id, user_id, item_id, event, value, as_utc(timestamp))
+                for event_id, user_id, item_id, event, value, timestamp, key in sql.rows_with_keys(
+                    list(wanted)
                 )
-                for r in rows
             }
         new: list[int] = []  # indices of the writes to insert
         claimed: dict[str, int] = {}  # key -> the write of this batch that stores it
@@ -437,24 +437,19 @@ class Store:
         created: dict[int, FeedbackRecord] = {}
         if new:
             created_at = now()
-            ids = (
-                connection.execute(
-                    _INSERT_EVENTS,
-                    [
-                        {
-                            "user_id": stamped[i][0].user_id,
-                            "item_id": stamped[i][0].item_id,
-                            "event": stamped[i][0].event,
-                            "value": stamped[i][0].value,
-                            "timestamp": stamped[i][1],
-                            "created_at": created_at,
-                            "idempotency_key": keys[i],
-                        }
-                        for i in new
-                    ],
-                )
-                .scalars()
-                .all()
+            ids = sql.insert(
+                [
+                    {
+                        "user_id": stamped[i][0].user_id,
+                        "item_id": stamped[i][0].item_id,
+                        "event": stamped[i][0].event,
+                        "value": stamped[i][0].value,
+                        "timestamp": stamped[i][1],
+                        "created_at": created_at,
+                        "idempotency_key": keys[i],
+                    }
+                    for i in new
+                ]
             )
             for i, new_id in zip(new, ids, strict=True):
                 w, when = stamped[i]

@@ -99,6 +99,7 @@ def latency_line(size: int, calls: int, background: bool, batch: Callable[[int],
                 raise SystemExit("the write lock was taken: is another process writing to the file?")
             seconds.append(time.perf_counter() - begin)
         checkpointer.stop()
+        store.close()
         engine.dispose()
     seconds.sort()
     ms = [1000 * seconds[min(len(seconds) - 1, int(q * len(seconds)))] for q in (0.5, 0.99, 0.999)]
