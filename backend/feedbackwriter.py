@@ -12,10 +12,11 @@ requests of that batch (each gets the error, none of the batch is stored) and th
 tries again.
 
 Where the batch is written: on the event loop itself when SQLite's write lock is free at that
-moment (`Store.add_feedback_batch_now`), else in a worker thread that may wait its turn
-(`Store.add_feedback_batch`; always so for PostgreSQL). A SQLite batch is ~1 ms of work, most of
-it holding the GIL: in a thread it ran no sooner, and each of its hand-offs of the GIL to the
-busy loop and back added a wait (docs/benchmarks.md, round ten: 5 ms less wait a write).
+moment (`Store.add_feedback_batch_now`, on the loop's own sqlite3 connection:
+backend/db/loopconnection.py), else in a worker thread that may wait its turn
+(`Store.add_feedback_batch`; always so for PostgreSQL). A SQLite batch is well under 1 ms of
+work, most of it holding the GIL: in a thread it ran no sooner, and each of its hand-offs of the
+GIL to the busy loop and back added a wait (docs/benchmarks.md, round ten: 5 ms less wait a write).
 """
 
 from __future__ import annotations
