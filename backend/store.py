@@ -396,7 +396,7 @@ class Store:
             # A writer that skips our lock (the CLI, a hand-run sqlite3) makes this None too:
             # the loop's connection never waits in SQLite's busy handler.
             stamped = _stamped(writes)
-            return loop_connection.in_transaction(lambda sql: self._insert_batch(sql, stamped))
+            return loop_connection.run_in_transaction(lambda sql: self._insert_batch(sql, stamped))
 
     def _store_batch(
         self, connection: Any, writes: Sequence[FeedbackWrite]

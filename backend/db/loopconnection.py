@@ -1,7 +1,7 @@
 """The event loop's own SQLite connection, for the feedback batches it writes itself.
 
     loop = LoopConnection.for_engine(engine)      # None for PostgreSQL or an in-memory database
-    outcome = loop.in_transaction(lambda sql: ...) # None, nothing written: another writer holds the lock
+    outcome = loop.run_in_transaction(lambda sql: ...)  # None: another writer holds the lock
     loop.close()
 
 The event loop writes a feedback batch itself when nobody else is writing (backend/feedbackwriter.py).
@@ -77,7 +77,7 @@ class LoopConnection:
     def for_engine(cls, engine: Engine) -> LoopConnection | None:
         return cls(engine) if sqlite_file(engine.url.render_as_string(hide_password=False)) else None
 
-    def in_transaction(self, work: Callable[[BatchSql], R]) -> R | None:
+    def run_in_transaction(self, work: Callable[[BatchSql], R]) -> R | None:
         """`work`'s result, committed; None, with nothing written, when another connection holds
         SQLite's write lock now. A database error rolls back, closes this connection (the next
         call opens another) and is raised as SQLAlchemy's (503 via the app's handlers)."""
@@ -109,7 +109,13 @@ class LoopConnection:
         # INSERT ... RETURNING would hand them back in.
         cursor = self._live().cursor()
         ids: list[int] = []
-        to_db = self._to_db
+        texts: dict[datetime, Any] = {}  # a batch's rows share their created_at: convert it once
+
+        def as_text(value: datetime) -> Any:
+            if value not in texts:
+                texts[value] = self._to_db(value)
+            return texts[value]
+
         for row in rows:
             cursor.execute(
                 _INSERT,
@@ -118,8 +124,8 @@ class LoopConnection:
                     row["item_id"],
                     row["event"],
                     row["value"],
-                    to_db(row["timestamp"]),
-                    to_db(row["created_at"]),
+                    as_text(row["timestamp"]),
+                    as_text(row["created_at"]),
                     row["idempotency_key"],
                 ),
             )
@@ -151,5 +157,5 @@ class LoopConnection:
 
     def _live(self) -> sqlite3.Connection:
         if self._connection is None:
-            raise RuntimeError("LoopConnection statements run inside in_transaction()")
+            raise RuntimeError("LoopConnection statements run inside run_in_transaction()")
         return self._connection

@@ -13,7 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from backend.db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, make_session_factory, upgrade_database
+from backend.db.engine import (
+    SAFETY_AUTOCHECKPOINT_PAGES,
+    SQLITE_BUSY_TIMEOUT_MS,
+    make_engine,
+    make_session_factory,
+    upgrade_database,
+)
 from backend.db.loopconnection import LoopConnection
 from backend.store import FeedbackRecord, FeedbackWrite, IdempotencyConflictError, Store
 
@@ -101,7 +107,7 @@ def test_it_keeps_the_engines_pragmas_and_no_place_in_the_pool(store: Store) -> 
     raw = _loop(store)._connect()
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
-    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 16_000  # the app's safety net
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == SAFETY_AUTOCHECKPOINT_PAGES
     assert store._engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     store.close()
     with pytest.raises(sqlite3.ProgrammingError):
@@ -149,7 +155,7 @@ def test_a_connection_that_breaks_mid_batch_is_a_database_error_and_the_next_bat
     assert [e.item_id for e in store.feedback_for("u1")] == ["i2"]
 
 
-def test_no_loop_connection_without_a_sqlite_file(tmp_path: Path) -> None:
+def test_no_loop_connection_without_a_sqlite_file() -> None:
     engine = make_engine("sqlite://")
     upgrade_database(engine)
     store = Store(make_session_factory(engine))
