@@ -20,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from backend import security
 from backend.db import models
+from backend.db.engine import sqlite_file
 from backend.db.loopconnection import BatchSql, LoopConnection, StoredRow
 from backend.db.writelock import SqliteWriteLock
 
@@ -218,7 +219,9 @@ class Store:
         # SQLite takes one writer at a time and makes the others sleep-and-retry: feedback writers
         # queue on a lock instead (backend/db/writelock.py). PostgreSQL needs none.
         self._write_lock: SqliteWriteLock | contextlib.nullcontext[None] = (
-            SqliteWriteLock(bind.url.database) if bind.dialect.name == "sqlite" else contextlib.nullcontext()
+            SqliteWriteLock(sqlite_file(bind.url))
+            if bind.dialect.name == "sqlite"
+            else contextlib.nullcontext()
         )
         # The event loop's batches, on a SQLite file (backend/db/loopconnection.py).
         self._loop_connection = LoopConnection.for_engine(bind)

@@ -75,7 +75,7 @@ class LoopConnection:
 
     @classmethod
     def for_engine(cls, engine: Engine) -> LoopConnection | None:
-        return cls(engine) if sqlite_file(engine.url.render_as_string(hide_password=False)) else None
+        return cls(engine) if sqlite_file(engine.url) else None
 
     def run_in_transaction(self, work: Callable[[BatchSql], R]) -> R | None:
         """`work`'s result, committed; None, with nothing written, when another connection holds

@@ -12,7 +12,7 @@ scope, and writing for a user unknown to both the model and the database needs `
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -25,10 +25,12 @@ from backend.directroute import DirectRoute
 from backend.errors import ERROR_RESPONSES
 from backend.jsonbody import openapi_json_body, parse_json_body
 from backend.recommender import is_positive
-from backend.store import FeedbackWrite, IdempotencyConflictError, as_utc
+from backend.store import FeedbackWrite, IdempotencyConflictError, as_utc, now
 
 router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"], responses=ERROR_RESPONSES)
 EventType = Literal["view", "click", "cart", "purchase", "rating", "like", "dismiss"]
+# How far ahead of the server's clock an event's timestamp may be (clients' clocks drift).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 KeyStr = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[\x21-\x7e]+$")]
 
 
@@ -60,17 +62,31 @@ class FeedbackRequest(BaseModel):
         allow_inf_nan=False,
         description="Rating (required for 'rating', 0..10) or an amount.",
     )
-    timestamp: datetime | None = Field(default=None, description="When it happened; default now (UTC).")
+    timestamp: datetime | None = Field(
+        default=None,
+        description="When it happened (at most 5 minutes ahead of the server's clock); default now (UTC).",
+    )
     idempotency_key: KeyStr | None = Field(default=None, description="Or send the Idempotency-Key header.")
 
     @field_validator("timestamp")
     @classmethod
     def _same_instant_in_utc(cls, value: datetime | None) -> datetime | None:
         # Stored in UTC (backend/store.py); year 1 or 9999 at an offset has no UTC date.
+        if value is None:
+            return None
         try:
-            return None if value is None else as_utc(value)
+            instant = as_utc(value)
         except OverflowError:
             raise ValueError("timestamp is out of range once converted to UTC") from None
+        # An event cannot have happened after now: a client's wrong clock (or a mistyped year)
+        # would be stored and shown as a date still to come. Clocks drift a little.
+        server_time = now()
+        if instant > server_time + MAX_CLOCK_SKEW:
+            raise ValueError(
+                f"timestamp {instant.isoformat()} is in the future: the server's clock says "
+                f"{server_time.isoformat(timespec='seconds')} and allows {MAX_CLOCK_SKEW} of skew"
+            )
+        return instant
 
     @model_validator(mode="after")
     def _rating_has_value(self) -> FeedbackRequest:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
 from backend.bench_serve import parse_write_path
 from backend.db.engine import make_session_factory
+from backend.routes.feedback import MAX_CLOCK_SKEW
 from backend.store import Store
 from tests.backend.conftest import api_key
 
@@ -102,6 +103,23 @@ def test_a_timestamp_with_an_offset_reads_back_as_the_same_instant(
         refused = client.post("/api/v1/feedback", json=sent, headers=admin_headers)
         assert refused.status_code == 422 and "out of range" in refused.text, refused.text
     assert client.app.state.service.store.count_feedback() == 1  # type: ignore[attr-defined]
+
+
+def test_a_timestamp_ahead_of_the_server_clock_is_refused_beyond_the_allowed_skew(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    body = {"user_id": "u01", "item_id": "i21", "event": "click"}
+    server_time = datetime.now(UTC)
+    for ahead in (timedelta(days=365 * 70), MAX_CLOCK_SKEW + timedelta(minutes=1)):
+        sent = {**body, "timestamp": (server_time + ahead).isoformat()}
+        refused = client.post("/api/v1/feedback", json=sent, headers=admin_headers)
+        assert refused.status_code == 422 and "in the future" in refused.text, refused.text
+    assert client.app.state.service.store.count_feedback() == 0  # type: ignore[attr-defined]
+    drifted = server_time + MAX_CLOCK_SKEW - timedelta(minutes=1)
+    sent = {**body, "timestamp": drifted.isoformat()}
+    kept = client.post("/api/v1/feedback", json=sent, headers=admin_headers)
+    assert kept.status_code == 201, kept.text
+    assert datetime.fromisoformat(kept.json()["timestamp"]) == drifted
 
 
 def test_bad_feedback_is_refused_and_writes_nothing(
