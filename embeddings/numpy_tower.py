@@ -19,6 +19,7 @@ import math
 from typing import Literal
 
 import numpy as np
+import torch
 from scipy.special import erf
 
 from embeddings.towers import TwoTowerModel
@@ -74,8 +75,17 @@ class _HistorySums:
         return counts / np.maximum(counts.sum(axis=1, keepdims=True), np.float32(1e-6))
 
 
+# From this many values on, torch's vectorised GELU beats scipy's erf (~9 ns a value here: 180 µs
+# against 28 for the 80 x 256 of an evidence batch); below it torch's ~9 µs a call costs more, so a
+# one-user forward pass stays on scipy.
+TORCH_GELU_MIN_VALUES = 2048
+
+
 def _gelu(x: np.ndarray) -> np.ndarray:
     # torch.nn.GELU() with its default approximate="none": the exact erf form.
+    if x.size >= TORCH_GELU_MIN_VALUES and x.dtype == np.float32:
+        with torch.no_grad():
+            return torch.nn.functional.gelu(torch.from_numpy(np.ascontiguousarray(x))).numpy()
     return (0.5 * x * (1.0 + erf(x * np.float32(1 / math.sqrt(2))))).astype(np.float32, copy=False)
 
 

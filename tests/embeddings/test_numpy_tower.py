@@ -160,3 +160,14 @@ def test_the_tower_keeps_its_own_copy_of_the_weights() -> None:
         assert isinstance(first_layer, torch.nn.Linear)
         first_layer.weight.mul_(2)
     np.testing.assert_array_equal(tower.encode_users(**arrays), before)
+
+
+@pytest.mark.parametrize(
+    "values", [1, 300, numpy_tower.TORCH_GELU_MIN_VALUES - 1, numpy_tower.TORCH_GELU_MIN_VALUES, 80 * 256]
+)
+def test_gelu_is_torchs_exact_gelu_on_either_side_of_the_switch(values: int) -> None:
+    x = np.random.default_rng(values).normal(scale=3.0, size=(1, values)).astype(np.float32)
+    want = torch.nn.GELU()(torch.from_numpy(x.copy())).numpy()
+    got = numpy_tower._gelu(x)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from backend.evidence import _Competition, _OrderedItems, attribute
+from backend.evidence import _Competition, _contenders, _OrderedItems, attribute
 
 # Items 0..5 on 3 axes. The user vector is the mean of the history's vectors (a planted tower).
 ITEMS = np.asarray(
@@ -94,3 +94,27 @@ def test_windows_without_each_set_equal_the_list_definition() -> None:
         for row, expected in zip(window, want, strict=True):
             assert row[row.size - len(expected) :].tolist() == expected
             assert not row[: row.size - len(expected)].any()
+
+
+def test_competition_over_the_few_contending_columns_equals_the_full_one() -> None:
+    # Many items, rows that agree on their leaders (as removal sets do) or not at all, and ties:
+    # the k-th and (k+1)-th best read off the contending columns alone equal the full partition's.
+    rng = np.random.default_rng(3)
+    pruned = 0
+    for trial in range(60):
+        n_items, k, rows = int(rng.integers(50, 400)), int(rng.integers(1, 11)), int(rng.integers(1, 40))
+        base = rng.normal(size=n_items)
+        spread = float(rng.choice([0.01, 0.1, 1.0, 10.0]))
+        scores = (base + spread * rng.normal(size=(rows, n_items))).astype(np.float32)
+        if trial % 3 == 0:
+            scores = np.round(scores, 1)  # ties at the k-th place
+        mask = rng.random(n_items) < float(rng.choice([0.3, 0.9, 1.0]))
+        if int(mask.sum()) <= k:
+            continue
+        shortlist = int(rng.integers(k + 1, 3 * (k + 1)))
+        fast = _Competition(scores, mask, k, shortlist=shortlist)
+        full = _Competition(scores, mask, k, shortlist=n_items)  # too few columns to prune: all of them
+        np.testing.assert_array_equal(fast.kth, full.kth, err_msg=f"trial {trial}")
+        np.testing.assert_array_equal(fast.next_kth, full.next_kth, err_msg=f"trial {trial}")
+        pruned += _contenders(scores, mask, k, shortlist) is not None
+    assert pruned > 20  # the pruned path ran, not only the fallback
