@@ -7,13 +7,15 @@ holds its own copy of the bundle, ~tens of MB for ML-100K). The access log is of
 EXPLAINREC_ACCESS_LOG=true or --access-log: it costs ~10 % of throughput, and /metrics already
 counts requests per route and status. Options become EXPLAINREC_* environment variables, so
 every worker process builds the same settings (see backend/settings.py for the rest, e.g.
-EXPLAINREC_DATABASE_URL).
+EXPLAINREC_DATABASE_URL). The math libraries run one thread per worker unless OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS or MKL_NUM_THREADS say otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 
@@ -52,12 +54,28 @@ def configure_environment(args: argparse.Namespace) -> None:
         os.environ["EXPLAINREC_ACCESS_LOG"] = "true"
 
 
+# Thread pools of the vector math: a request's numpy / torch / FAISS work is small, and several
+# threads per worker only spin against each other and the other workers (on 2 busy cores OpenMP's
+# spinning made such steps 10-100x slower). Parallelism comes from the workers; an explicit value
+# in the environment wins.
+MATH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_threaded_math(environ: MutableMapping[str, str]) -> None:
+    """One thread per worker for the math libraries, unless the environment says otherwise. Set
+    before the app's modules load numpy and torch (they size their pools once, at first use):
+    uvicorn's workers inherit it, and so does a single in-process worker."""
+    for name in MATH_THREAD_VARIABLES:
+        environ.setdefault(name, "1")
+
+
 def default_workers() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(4, cores))
 
 
 def serve(host: str, port: int, workers: int | None) -> int:
+    single_threaded_math(os.environ)
     import uvicorn
 
     from backend.db.engine import make_engine, upgrade_database

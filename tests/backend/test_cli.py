@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from backend.app import create_app
 from backend.settings import Settings
 from explainrec.cli import main
+from explainrec.commands.serve import MATH_THREAD_VARIABLES
 
 
 def test_recommend_prints_json_and_table(toy_bundles: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,3 +67,29 @@ def test_apikey_create_prints_once_and_stores_hash(
         assert client.post("/api/v1/admin/reload", headers={"X-API-Key": key}).status_code == 403
     assert main(["apikey", "create", "--scopes", "root", "--workdir", str(tmp_path)]) == 2
     assert "--scopes" in capsys.readouterr().err
+
+
+def test_serve_runs_the_math_libraries_one_thread_a_worker_unless_told_otherwise(
+    tmp_path: Path, toy_bundles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import uvicorn
+
+    environ = {k: v for k, v in os.environ.items() if k not in MATH_THREAD_VARIABLES}
+    environ["OPENBLAS_NUM_THREADS"] = "4"  # the operator's own choice stays
+    monkeypatch.setattr(os, "environ", environ)
+    seen: dict[str, str | None] = {}
+
+    def fake_run(*_args: object, **kwargs: object) -> None:  # the workers would start here
+        seen.update({name: os.environ.get(name) for name in MATH_THREAD_VARIABLES})
+        seen["workers"] = str(kwargs["workers"])
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    assert main(["serve", "--workdir", str(tmp_path), "--bundle", str(toy_bundles), "--workers", "2"]) == 0
+    assert seen == {
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "4",
+        "MKL_NUM_THREADS": "1",
+        "workers": "2",
+    }
