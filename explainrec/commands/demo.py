@@ -112,8 +112,10 @@ def bundle_for(config: Any, workdir: Path, retrain: bool, start: float) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explainrec.commands.serve import serve
+    from explainrec.commands.serve import serve, single_threaded_math
 
+    # Before training loads numpy and torch: the server runs in this process afterwards.
+    single_threaded_math(os.environ)
     start = time.perf_counter()
     workdir = args.workdir.resolve()
     data_dir = workdir / "data" / args.dataset

@@ -64,7 +64,8 @@ MATH_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THR
 def single_threaded_math(environ: MutableMapping[str, str]) -> None:
     """One thread per worker for the math libraries, unless the environment says otherwise. Set
     before the app's modules load numpy and torch (they size their pools once, at first use):
-    uvicorn's workers inherit it, and so does a single in-process worker."""
+    uvicorn's workers inherit it; a single worker runs in this process, so `explainrec demo`
+    sets it before it trains."""
     for name in MATH_THREAD_VARIABLES:
         environ.setdefault(name, "1")
 
