@@ -12,7 +12,9 @@ answers. Output (issue 9):
 
     {"concurrency": 32, "scenarios": {"recs": {"rps", "p50_ms", "p95_ms", "p99_ms", "errors"}, ...},
      "ceiling": {...same...}, "ratio_recs_to_ceiling": 0.71,
-     "feedback_to_next_recs": {"p50_ms", "p95_ms", "n"}}   # unloaded, measured first
+     "feedback_to_next_recs": {"p50_ms", "p95_ms", "n"},   # unloaded, measured first
+     "targets": {"recs_ratio_to_ceiling" | "recs_p99_ms" | "feedback_p99_ms" | "errors":
+                 {"value", "target", "met"}}}                # issue 9's, judged on this run
 
 Scenarios: `recs` (API key, random known users, top-10), `recs_explain` (the same with template
 explanations), `cold_start` (profile form + 2 liked items), `similar` (items like an item), `item`
@@ -360,6 +362,32 @@ def saturated(cores: dict[str, float], workers: int, cpus: int) -> list[str]:
     if cores["load_generator"] + cores["server"] >= MACHINE_SATURATED_SHARE * cpus:
         full.append("machine")
     return full
+
+
+# Issue 9's targets, stated for the default run (--concurrency 32, the ML-100K bundle, a 2-core
+# machine): name -> (scenario or None for the ceiling ratio, statistic, comparison, bound).
+TARGETS: dict[str, tuple[str, str, str, float]] = {
+    "recs_ratio_to_ceiling": ("recs", "ratio", ">=", 0.6),
+    "recs_p99_ms": ("recs", "p99_ms", "<=", 25.0),
+    "feedback_p99_ms": ("feedback", "p99_ms", "<=", 20.0),
+}
+
+
+def target_checks(
+    results: dict[str, dict[str, float | int]], ceiling: dict[str, float | int], ratio: float
+) -> dict[str, dict[str, Any]]:
+    """Each target of issue 9 whose scenario ran: {"value", "target", "met"}; `errors` counts
+    every scenario's and the ceiling's failed requests (target 0)."""
+    checks: dict[str, dict[str, Any]] = {}
+    for name, (scenario, statistic, comparison, bound) in TARGETS.items():
+        if scenario not in results:
+            continue
+        value = float(ratio if statistic == "ratio" else results[scenario][statistic])
+        met = value >= bound if comparison == ">=" else value <= bound
+        checks[name] = {"value": value, "target": f"{comparison} {bound:g}", "met": met}
+    errors = sum(int(stats["errors"]) for stats in [*results.values(), ceiling])
+    checks["errors"] = {"value": errors, "target": "== 0", "met": errors == 0}
+    return checks
 
 
 # -- load generation --
@@ -745,11 +773,22 @@ def run(args: argparse.Namespace) -> int:
     ratio = (
         results["recs"]["rps"] / ceiling_stats["rps"] if "recs" in results and ceiling_stats["rps"] else 0.0
     )
+    targets = target_checks(results, ceiling_stats, round(ratio, 3))
+    print(
+        "targets (issue 9, stated for --concurrency 32): "
+        + "; ".join(
+            f"{n} {c['value']:g} ({c['target']}) {'met' if c['met'] else 'MISSED'}"
+            for n, c in targets.items()
+        ),
+        flush=True,
+    )
     report = {
         "concurrency": args.concurrency,
         "scenarios": results,
         "ceiling": ceiling_stats,
         "ratio_recs_to_ceiling": round(ratio, 3),
+        # Each issue-9 target whose scenario ran, judged on this run: value, target, met.
+        "targets": targets,
         # Before any load: a feedback write and the same shopper's next top-10, which reflects it.
         "feedback_to_next_recs": write_then_read,
         # Average CPU cores used per scenario by locust and by the server (all its processes):

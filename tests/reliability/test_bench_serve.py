@@ -59,6 +59,28 @@ def test_a_short_run_reports_the_issue_9_shape(tmp_path: Path, toy_bundles: Path
     path = report["write_path_ms"]["feedback"]
     assert 0 < path["commit_ms"] <= path["wait_ms"]
     assert {"fastapi", "uvicorn", "locust"} <= set(report["environment"]["packages"])
+    targets = report["targets"]
+    assert set(targets) == {"recs_ratio_to_ceiling", "recs_p99_ms", "feedback_p99_ms", "errors"}
+    assert targets["recs_ratio_to_ceiling"]["value"] == report["ratio_recs_to_ceiling"]
+    assert targets["feedback_p99_ms"]["value"] == report["scenarios"]["feedback"]["p99_ms"]
+    assert targets["errors"] == {"value": 0, "target": "== 0", "met": True}
+
+
+def test_each_target_is_judged_on_the_run_and_only_when_its_scenario_ran() -> None:
+    def stats(p99: float, errors: int = 0) -> dict[str, float | int]:
+        return {"rps": 100.0, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": p99, "errors": errors}
+
+    checks = bench_serve.target_checks(
+        {"recs": stats(25.0), "feedback": stats(21.0, errors=2)}, stats(3.0, errors=1), 0.6
+    )
+    assert checks == {
+        "recs_ratio_to_ceiling": {"value": 0.6, "target": ">= 0.6", "met": True},
+        "recs_p99_ms": {"value": 25.0, "target": "<= 25", "met": True},
+        "feedback_p99_ms": {"value": 21.0, "target": "<= 20", "met": False},
+        "errors": {"value": 3, "target": "== 0", "met": False},
+    }
+    only_similar = bench_serve.target_checks({"similar": stats(9.0)}, stats(3.0), 0.0)
+    assert only_similar == {"errors": {"value": 0, "target": "== 0", "met": True}}
 
 
 def test_locust_statistics_become_the_issue_9_shape(tmp_path: Path) -> None:
