@@ -83,14 +83,20 @@ def removal_encoder(
         n = len(removed_sets)
         if not n:
             return np.zeros((0, encoder.model.config.dim), dtype=np.float32)
-        window, lengths = items.windows_without(removed_sets, spec.max_history)
-        folded = encoder.encode_arrays(
-            np.tile(profile_row, (n, 1)),
-            np.full(n, user_index, dtype=np.int64),
-            np.tile(interest_row, (n, 1)),
-            window,
-            lengths,
-        )
+        folded = None
+        if items.items.size <= spec.max_history:  # the tower reads it all: nothing slides in
+            folded = encoder.encode_without(
+                profile_row, user_index, interest_row, items.items, items.positions_of(removed_sets)
+            )
+        if folded is None:
+            window, lengths = items.windows_without(removed_sets, spec.max_history)
+            folded = encoder.encode_arrays(
+                np.tile(profile_row, (n, 1)),
+                np.full(n, user_index, dtype=np.int64),
+                np.tile(interest_row, (n, 1)),
+                window,
+                lengths,
+            )
         if not fresh.items.size:
             return folded
         window, lengths = fresh.windows_without(removed_sets, spec.max_history)
@@ -120,6 +126,10 @@ class _OrderedItems:
         self.positions: dict[int, list[int]] = {}
         for position, item in enumerate(self.items.tolist()):
             self.positions.setdefault(item, []).append(position)
+
+    def positions_of(self, removed_sets: Sequence[frozenset[int]]) -> list[list[int]]:
+        """For each set: the positions its items occupy, every occurrence."""
+        return [[p for i in removed for p in self.positions.get(i, ())] for removed in removed_sets]
 
     def windows_without(
         self, removed_sets: Sequence[frozenset[int]], max_length: int

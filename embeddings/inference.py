@@ -97,6 +97,29 @@ class UserEncoder:
             np.arange(length)[None, :] >= (length - np.asarray(lengths))[:, None],
         )
 
+    def encode_without(
+        self,
+        profile: np.ndarray,
+        user_index: int,
+        interests: np.ndarray,
+        history: np.ndarray,
+        left_out: Sequence[Sequence[int]],
+    ) -> np.ndarray | None:
+        """One user (profile indices [fields], interests [categories], all-zero: derived) whose
+        tower input is the whole `history` [n <= max_history], oldest first, re-encoded once per
+        list of history positions left out: [len(left_out), d]. Equal to `encode_arrays` on
+        each shortened history, without building them; None where the tower cannot do it so
+        (attention pooling)."""
+        if history.size > self.spec.max_history:
+            raise ValueError(f"history of {history.size} items is longer than max_history")
+        return self.tower.encode_without(
+            int(user_index),
+            np.asarray(profile, dtype=np.int64).reshape(self._n_fields),
+            np.asarray(interests, dtype=np.float32).reshape(-1),
+            np.ascontiguousarray(history, dtype=np.int64),
+            left_out,
+        )
+
     def _batch_row(
         self,
         profile: Mapping[Any, Any] | None,

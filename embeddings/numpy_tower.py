@@ -15,7 +15,9 @@ pooling, sqrt norm, item bias).
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -31,7 +33,28 @@ _DENSE_POOL_MAX_ROWS = 50_000
 GATHER_COST_IN_CELLS = 40
 
 
-class _HistorySums:
+class _Sums:
+    """Per-row sums of table rows over histories: `sum` is the one thing a kind of batch does its
+    own way; the pooled means and the category distribution follow from it."""
+
+    batch: int
+    counts: np.ndarray  # [B, 1] float32: entries in each history
+
+    def sum(self, table: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def mean(self, table: np.ndarray, norm: Literal["mean", "sqrt"] = "mean") -> np.ndarray:
+        """Masked mean of `table` rows per history, or sum / sqrt(count) (`_mean_pool` in torch)."""
+        count = np.maximum(self.counts, np.float32(1e-6))
+        return self.sum(table) / (np.sqrt(count) if norm == "sqrt" else count)
+
+    def distribution(self, table: np.ndarray) -> np.ndarray:
+        """Each history's row sum of `table` normalised to sum 1 (zeros when empty)."""
+        counts = self.sum(table)
+        return counts / np.maximum(counts.sum(axis=1, keepdims=True), np.float32(1e-6))
+
+
+class _HistorySums(_Sums):
     """Which table rows each history adds up, worked out once a batch and used for every table
     the tower pools (category counts, history embeddings, item vectors): numpy's ~2-4 µs per call
     is most of a one-user forward pass."""
@@ -64,15 +87,30 @@ class _HistorySums:
             total[self.some] = np.add.reduceat(table.take(self.picked, axis=0), self.starts, axis=0)
         return total
 
-    def mean(self, table: np.ndarray, norm: Literal["mean", "sqrt"] = "mean") -> np.ndarray:
-        """Masked mean of `table` rows per history, or sum / sqrt(count) (`_mean_pool` in torch)."""
-        count = np.maximum(self.counts, np.float32(1e-6))
-        return self.sum(table) / (np.sqrt(count) if norm == "sqrt" else count)
 
-    def distribution(self, table: np.ndarray) -> np.ndarray:
-        """Each history's row sum of `table` normalised to sum 1 (zeros when empty)."""
-        counts = self.sum(table)
-        return counts / np.maximum(counts.sum(axis=1, keepdims=True), np.float32(1e-6))
+class _RemovalSums(_Sums):
+    """One history with each of several sets of its positions left out (evidence re-encodes a user
+    once per candidate set of cited items): each row is the whole history's sum minus its left-out
+    rows, a gather of a few rows instead of a [sets, items] count matrix and its products."""
+
+    def __init__(self, history: np.ndarray, left_out: Sequence[Sequence[int]]) -> None:
+        self.history = history
+        self.batch = len(left_out)
+        sizes = np.fromiter(map(len, left_out), dtype=np.int64, count=self.batch)
+        self.counts = (history.size - sizes)[:, None].astype(np.float32)
+        positions = np.fromiter(
+            itertools.chain.from_iterable(left_out), dtype=np.int64, count=int(sizes.sum())
+        )
+        self.left_out_items = history[positions]
+        self.some = sizes > 0  # the rows with anything left out
+        self.starts = (np.cumsum(sizes) - sizes)[self.some]
+
+    def sum(self, table: np.ndarray) -> np.ndarray:
+        total = np.tile(table.take(self.history, axis=0).sum(axis=0), (self.batch, 1))
+        if self.left_out_items.size:
+            total[self.some] -= np.add.reduceat(table.take(self.left_out_items, axis=0), self.starts, axis=0)
+            total[self.counts[:, 0] == 0] = 0  # exactly nothing left, not rounding residue
+        return total
 
 
 # From this many values on, torch's vectorised GELU beats scipy's erf (~9 ns a value here: 180 µs
@@ -128,6 +166,48 @@ class NumpyUserTower:
         distribution, as training built it (`interests_from_history`)."""
         c = self.config
         sums = _HistorySums(history, mask, self.item_vectors.shape[0])
+        tied = self._pool_history(history, mask, sums) if c.use_history and c.history_tied else None
+        return self._forward(user_idx, profile, interests, sums, history.shape[1] > 0, tied)
+
+    def encode_without(
+        self,
+        user_index: int,
+        profile: np.ndarray,
+        interests: np.ndarray,
+        history: np.ndarray,
+        left_out: Sequence[Sequence[int]],
+    ) -> np.ndarray | None:
+        """[len(left_out), dim]: one user (profile indices [fields], interests [categories]) with
+        the whole `history` [n] as its input, re-encoded once per list of history positions left
+        out. Equal to `encode_users` on each shortened history; None for attention pooling, whose
+        weights do not subtract (build the shortened histories instead)."""
+        c = self.config
+        if self.history_query is not None:
+            return None
+        sums = _RemovalSums(history, left_out)
+        batch = sums.batch
+        tied = None
+        if c.use_history and c.history_tied:
+            tied = sums.mean(self.item_vectors) if history.size else np.zeros((batch, c.dim), np.float32)
+        return self._forward(
+            np.full(batch, user_index, dtype=np.int64),
+            np.tile(profile, (batch, 1)),
+            np.tile(interests, (batch, 1)),
+            sums,
+            history.size > 0,
+            tied,
+        )
+
+    def _forward(
+        self,
+        user_idx: np.ndarray,
+        profile: np.ndarray,
+        interests: np.ndarray,
+        sums: _Sums,
+        any_history: bool,
+        tied_pool: np.ndarray | None,
+    ) -> np.ndarray:
+        c = self.config
         parts: list[np.ndarray] = []
         if self.user_id is not None:
             parts.append(self.user_id.take(user_idx, axis=0))
@@ -138,20 +218,19 @@ class NumpyUserTower:
             parts.append(embedded)
         if self.interest_proj is not None:
             empty = np.logical_not(interests.any(axis=1))
-            if empty.any() and history.shape[1]:
+            if empty.any() and any_history:
                 interests = np.where(empty[:, None], sums.distribution(self.item_categories), interests)
             parts.append(interests @ self.interest_proj)
-        if c.use_history:
-            if c.history_tied:
-                parts.append(self._pool_history(history, mask, sums))
-            if self.history_item is not None:
-                parts.append(sums.mean(self.history_item, c.history_item_norm))
+        if tied_pool is not None:
+            parts.append(tied_pool)
+        if c.use_history and self.history_item is not None:
+            parts.append(sums.mean(self.history_item, c.history_item_norm))
         x = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
         out = _gelu(x @ self.hidden_w + self.hidden_b) @ self.out_w + self.out_b
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
 
-    def _pool_history(self, history: np.ndarray, mask: np.ndarray, sums: _HistorySums) -> np.ndarray:
+    def _pool_history(self, history: np.ndarray, mask: np.ndarray, sums: _Sums) -> np.ndarray:
         batch, length = history.shape
         if length == 0:
             return np.zeros((batch, self.config.dim), dtype=np.float32)

@@ -171,3 +171,31 @@ def test_gelu_is_torchs_exact_gelu_on_either_side_of_the_switch(values: int) -> 
     got = numpy_tower._gelu(x)
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("length", [0, 1, 7, 30])
+def test_leaving_positions_out_equals_encoding_each_shortened_history(variant: str, length: int) -> None:
+    """`encode_without` (the whole history's sums minus the left-out rows) against `encode_users`
+    on each shortened history: repeats in the history, nothing left out, everything left out, and
+    both derived (all-zero) and chosen interests."""
+    model = make_model(**VARIANTS[variant])
+    tower = NumpyUserTower(model, model.all_item_vectors().numpy())
+    rng = np.random.default_rng(length)
+    history = rng.integers(1, 12, length)  # few distinct items: repeats
+    fields = max(1, len(model.config.profile_cardinalities))
+    profile = rng.integers(0, 2, fields)
+    left_out = [np.zeros(0, np.int64), np.arange(length)]
+    left_out += [np.flatnonzero(np.isin(history, rng.choice(12, 2))) for _ in range(6)]
+    for interests in (np.zeros(N_CATS, np.float32), rng.random(N_CATS).astype(np.float32)):
+        got = tower.encode_without(3, profile, interests, history, left_out)
+        if variant == "attention pooling":
+            assert got is None
+            continue
+        assert got is not None and got.shape == (len(left_out), model.config.dim)
+        for row, positions in zip(got, left_out, strict=True):
+            kept = np.delete(history, positions)[None, :]
+            want = tower.encode_users(
+                np.asarray([3]), profile[None, :], interests[None, :], kept, np.ones_like(kept, bool)
+            )
+            np.testing.assert_allclose(row, want[0], atol=2e-6, rtol=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,13 +92,30 @@ def test_cited_history_is_necessary_on_a_real_bundle(toy_root: Path) -> None:
     assert checked > 0
 
 
-def test_a_removal_encoder_equals_encoding_each_reduced_history(toy_root: Path) -> None:
+@pytest.mark.parametrize("longer", [False, True])
+def test_a_removal_encoder_equals_encoding_each_reduced_history(
+    toy_root: Path, longer: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One batched pass over sets of removed items gives what encoding each shorter history gives,
-    with a session (a known user's fresh likes) and with chosen interests."""
+    with a session (a known user's fresh likes) and with chosen interests; for a history the tower
+    reads whole (its sums minus the removed rows) and for one longer than it reads (older items
+    slide into the window)."""
     bundle = Bundle.load(toy_root)
     encoder = Recommender(bundle, TemplateExplainer()).encoder
     spec = encoder.spec
     history = [int(i) for i in bundle.history["u00"]]
+    if longer:  # older items the user also chose, first
+        older = [i for i in range(1, len(spec.item_ids)) if i not in history][: spec.max_history]
+        history = older + history
+    assert (len(history) > spec.max_history) == longer
+    subtracted: list[int] = []
+    whole_history = encoder.encode_without
+
+    def counted(*args: Any) -> np.ndarray | None:
+        subtracted.append(len(args[-1]))
+        return whole_history(*args)
+
+    monkeypatch.setattr(encoder, "encode_without", counted)
     session = history[-2:]
     sets = [frozenset(), frozenset(history[:1]), frozenset(history[-2:]), frozenset(history)]
     profile = {"age": 31, "gender": "F"}
@@ -109,3 +127,4 @@ def test_a_removal_encoder_equals_encoding_each_reduced_history(toy_root: Path) 
         if fresh:
             want = with_session(want, encoder.encode(None, fresh[-spec.max_history :], None, ()))
         np.testing.assert_allclose(vector, want, atol=1e-6)
+    assert bool(subtracted) != longer  # the short history took the subtraction, the long one not
