@@ -149,9 +149,18 @@ class NumpyUserTower:
         self.history_item = (
             weights["history_item.weight"] if c.use_history and c.history_item_embedding else None
         )
-        # user_mlp is Linear, GELU, Dropout, Linear (embeddings/towers.py `_mlp`).
-        self.hidden_w, self.hidden_b = weights["user_mlp.0.weight"].T.copy(), weights["user_mlp.0.bias"]
-        self.out_w, self.out_b = weights["user_mlp.3.weight"].T.copy(), weights["user_mlp.3.bias"]
+        # user_mlp is Linear, GELU, Dropout, Linear (embeddings/towers.py `_mlp`); a wide tower
+        # whose history embedding is its only input has none.
+        self.mlp = (
+            (
+                weights["user_mlp.0.weight"].T.copy(),
+                weights["user_mlp.0.bias"],
+                weights["user_mlp.3.weight"].T.copy(),
+                weights["user_mlp.3.bias"],
+            )
+            if model.user_mlp is not None
+            else None
+        )
 
     def encode_users(
         self,
@@ -223,10 +232,20 @@ class NumpyUserTower:
             parts.append(interests @ self.interest_proj)
         if tied_pool is not None:
             parts.append(tied_pool)
-        if c.use_history and self.history_item is not None:
-            parts.append(sums.mean(self.history_item, c.history_item_norm))
-        x = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
-        out = _gelu(x @ self.hidden_w + self.hidden_b) @ self.out_w + self.out_b
+        own = sums.mean(self.history_item, c.history_item_norm) if self.history_item is not None else None
+        if own is not None and not c.wide:
+            parts.append(own)
+        out = np.zeros((sums.batch, 0), np.float32)
+        if self.mlp is not None:
+            hidden_w, hidden_b, out_w, out_b = self.mlp
+            x = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+            out = _gelu(x @ hidden_w + hidden_b) @ out_w + out_b
+        if c.wide and own is not None:
+            # TwoTowerModel.user_logit_vectors: the wide path for users with history, the MLP else.
+            out = own if self.mlp is None else np.where(sums.counts > 0, own, out)
+        if c.similarity == "dot":
+            # The retrieval coordinate users leave at zero (TwoTowerModel.encode_users).
+            out = np.concatenate([out, np.zeros((out.shape[0], 1), np.float32)], axis=1)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
 

@@ -126,13 +126,16 @@ class TwoTowerModule(L.LightningModule):
         targets = dense_rows(self.known_indptr, self.known_indices, user_idx, n_items).float()
         interests = interests_from_history(self.model.item_categories, history, mask)
         users = self._profile_only(UserBatch(user_idx, self.user_profile[user_idx], interests, history, mask))
-        all_items = self.model.encode_items(torch.arange(n_items, device=self.device))
-        user_vecs = self.model.encode_users(users, item_vectors=all_items)
+        all_items = self.model.item_logit_vectors(torch.arange(n_items, device=self.device))
+        user_vecs = self.model.user_logit_vectors(users, item_vectors=all_items)
         log_probs = torch.log_softmax((user_vecs @ all_items.T).float() / self.model.temperature, dim=1)
+        targets = emphasised_targets(
+            targets, users.history, users.history_mask, self.loss_cfg.kept_target_weight
+        )
         counts = targets.sum(dim=1)
-        row_loss = -(log_probs * targets).sum(dim=1) / counts.clamp(min=1.0)
+        row_loss = -(log_probs * targets).sum(dim=1) / counts.clamp(min=1e-6)
         # As for pairs: power 0 weights a user by its number of targets, 1 weights users equally.
-        weights = (counts > 0).float() * counts.clamp(min=1.0).pow(1.0 - self.loss_cfg.user_weight_power)
+        weights = (counts > 0).float() * counts.clamp(min=1e-6).pow(1.0 - self.loss_cfg.user_weight_power)
         loss = weighted_mean(row_loss, weights)
         self._log_loss(loss, user_idx.shape[0])
         return loss
@@ -152,8 +155,8 @@ class TwoTowerModule(L.LightningModule):
         n_b, n_n = target.shape[0], negatives.shape[0]
         if cfg.uniform_negatives < 0 or n_items <= n_b + n_n + users.history.numel():
             # Small catalogue: encoding every item once is cheaper than the batch's lookups.
-            all_items = self.model.encode_items(torch.arange(n_items, device=self.device))
-            user_vecs = self.model.encode_users(users, item_vectors=all_items)
+            all_items = self.model.item_logit_vectors(torch.arange(n_items, device=self.device))
+            user_vecs = self.model.user_logit_vectors(users, item_vectors=all_items)
             if cfg.uniform_negatives < 0:
                 loss = full_softmax_loss(user_vecs, all_items, target, inv_t, weights)
                 self._log_loss(loss, n_b)
@@ -163,10 +166,10 @@ class TwoTowerModule(L.LightningModule):
             # Each distinct item of the batch goes through the item tower once.
             wanted = torch.cat([target, negatives, users.history.reshape(-1)])
             unique, inverse = torch.unique(wanted, return_inverse=True)
-            vectors = self.model.encode_items(unique)[inverse]
+            vectors = self.model.item_logit_vectors(unique)[inverse]
             positives, negative_vecs = vectors[:n_b], vectors[n_b : n_b + n_n]
             history_vecs = vectors[n_b + n_n :].reshape(*users.history.shape, -1)
-            user_vecs = self.model.encode_users(users, history_vectors=history_vecs)
+            user_vecs = self.model.user_logit_vectors(users, history_vectors=history_vecs)
         pos_log_q = neg_log_q = None
         if cfg.logq_correction:
             pos_log_q = self.item_log_prob[target] + math.log(n_b)
@@ -238,6 +241,18 @@ class TwoTowerModule(L.LightningModule):
             "metrics": {monitor: float(score)} if score is not None else {},
             "epoch": int(self.current_epoch),
         }
+
+
+def emphasised_targets(targets: Tensor, history: Tensor, mask: Tensor, kept_weight: float) -> Tensor:
+    """[B, n_items] targets with those still in the (masked) input history weighted `kept_weight`.
+
+    Emphasised denoising (Steck 2020): below 1 the loss is mostly about the items dropout hid,
+    so the tower learns to predict them rather than to copy what it sees."""
+    if kept_weight == 1.0:
+        return targets
+    kept = torch.zeros_like(targets).scatter_add_(1, history, mask.to(targets.dtype))
+    kept = kept.clamp(max=1.0)  # padding adds 0; a repeated item counts once
+    return targets * (1.0 - (1.0 - kept_weight) * kept)
 
 
 def _top_categories(distribution: Tensor, k: int) -> Tensor:

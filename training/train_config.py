@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Section(BaseModel):
@@ -69,6 +69,21 @@ class ModelSection(_Section):
     user_id_dropout: float = Field(default=0.2, ge=0.0, le=1.0)
     temperature: float = Field(default=0.05, gt=0.0)
     learn_temperature: bool = True
+    # "cosine" trains on unit vectors; "dot" on raw inner products (embeddings/towers.py).
+    similarity: Literal["cosine", "dot"] = "cosine"
+    # The history embedding and the item-id embedding add straight onto the towers' outputs.
+    wide: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSection:
+        # The same rules TwoTowerModel enforces, caught while the config is read.
+        if self.similarity == "dot" and self.use_history and self.history_tied:
+            raise ValueError("similarity: dot needs history_tied: false")
+        if self.similarity == "dot" and self.dim < 3:
+            raise ValueError("similarity: dot needs dim >= 3")
+        if self.wide and not (self.use_history and self.history_item_embedding and self.use_item_id):
+            raise ValueError("wide: true needs use_history, history_item_embedding and use_item_id")
+        return self
 
 
 class LossSection(_Section):
@@ -87,6 +102,9 @@ class LossSection(_Section):
     # Weight each (user, item) row by n_user^-power: 0 lets heavy users dominate (one row per
     # positive), 1 gives every user equal total weight, as the per-user ranking metrics do.
     user_weight_power: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Multinomial only: the weight of targets that are still in the (dropped-out) input history;
+    # below 1 the loss emphasises the hidden items (emphasised denoising, Steck 2020).
+    kept_target_weight: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class OptimSection(_Section):

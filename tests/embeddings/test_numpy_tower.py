@@ -26,6 +26,23 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no profile": {"use_profile": False},
     "no profile fields": {"profile_cardinalities": []},
     "no history": {"use_history": False},
+    "dot, wide": {
+        "similarity": "dot",
+        "wide": True,
+        "history_item_embedding": True,
+        "history_item_norm": "sqrt",
+        "history_tied": False,
+        "item_bias": True,
+    },
+    "dot, wide, no other user inputs": {
+        "similarity": "dot",
+        "wide": True,
+        "history_item_embedding": True,
+        "history_tied": False,
+        "use_user_id": False,
+        "use_profile": False,
+    },
+    "dot, not wide": {"similarity": "dot", "history_item_embedding": True, "history_tied": False},
 }
 
 

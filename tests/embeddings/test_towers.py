@@ -25,18 +25,15 @@ def make_model(**overrides: object) -> TwoTowerModel:
         price_bucket=torch.arange(N_ITEMS) % 4,
         text=torch.randn(N_ITEMS, TEXT),
     )
+    settings: dict[str, object] = {"profile_cardinalities": [3, 5], "dim": 8, "hidden": 16, "id_dim": 8}
     config = TwoTowerConfig(
         n_users=N_USERS,
         n_items=N_ITEMS,
         n_categories=N_CATS,
         n_price_buckets=4,
         text_dim=TEXT,
-        profile_cardinalities=[3, 5],
-        dim=8,
-        hidden=16,
-        id_dim=8,
-        **overrides,
-    )  # type: ignore[arg-type]
+        **{**settings, **overrides},  # type: ignore[arg-type]
+    )
     return TwoTowerModel(config, features).eval()
 
 
@@ -63,6 +60,68 @@ def test_outputs_are_unit_vectors_of_the_configured_size() -> None:
         assert users.shape == (2, 8) and items.shape == (N_ITEMS, 8)
         assert torch.allclose(users.norm(dim=1), torch.ones(2), atol=1e-5)
         assert torch.allclose(items.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
+
+
+DOT_WIDE: dict[str, object] = {
+    "similarity": "dot",
+    "wide": True,
+    "history_item_embedding": True,
+    "history_item_norm": "sqrt",
+    "history_tied": False,
+    "item_bias": True,
+}
+
+
+@pytest.mark.parametrize(
+    "overrides", [DOT_WIDE, {**DOT_WIDE, "wide": False}, {**DOT_WIDE, "use_content": False}]
+)
+def test_dot_similarity_unit_vectors_rank_as_the_inner_product(overrides: dict[str, object]) -> None:
+    model = make_model(**overrides)
+    with torch.no_grad():  # items of very different lengths, as popularity makes them
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.5)
+    users_in = batch([1, 0, 3], [[1, 2], [], [4, 5, 6, 7]])
+    items = model.all_item_vectors()
+    users = model.encode_users(users_in)
+    assert items.shape == (N_ITEMS, 8) and users.shape == (3, 8)
+    assert torch.allclose(items.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
+    assert torch.allclose(users.norm(dim=1), torch.ones(3), atol=1e-5)
+    raw_users = model.user_logit_vectors(users_in)
+    raw_items = model.item_logit_vectors(torch.arange(N_ITEMS))
+    assert raw_users.shape == (3, 7) and raw_items.shape == (N_ITEMS, 7)
+    dot = raw_users @ raw_items.T
+    bound = raw_items.norm(dim=1).max()
+    # cosine = dot / (|u| M): the same order for every user, whatever the item lengths.
+    assert torch.allclose(users @ items.T * raw_users.norm(dim=1, keepdim=True) * bound, dot, atol=1e-4)
+    assert torch.equal((users @ items.T).argsort(dim=1), dot.argsort(dim=1))
+    # The longest item reaches the bound; its retrieval coordinate is zero.
+    assert items[raw_items.norm(dim=1).argmax(), -1].abs() < 1e-3
+
+
+def test_a_wide_tower_without_other_inputs_is_a_linear_autoencoder() -> None:
+    model = make_model(**DOT_WIDE, use_content=False, use_user_id=False, use_profile=False)
+    assert model.user_mlp is None and model.item_mlp is None
+    users_in = batch([0], [[2, 5]])
+    expected_user = (model.history_item.weight[2] + model.history_item.weight[5]) / 2**0.5
+    assert torch.allclose(model.user_logit_vectors(users_in)[0], expected_user, atol=1e-6)
+    items = model.item_logit_vectors(torch.tensor([3]))
+    assert (
+        torch.allclose(items[0, :-1], model.item_id.weight[3])
+        and items[0, -1] == model.item_bias.weight[3, 0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"similarity": "dot"}, "history_tied=False"),
+        ({"wide": True}, "wide=True needs"),
+        ({**DOT_WIDE, "dim": 2}, "dim >= 3"),
+    ],
+)
+def test_inconsistent_dot_and_wide_settings_are_refused(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_model(**overrides)
 
 
 def test_padding_never_changes_a_user_vector() -> None:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from training.data.schema import Dataset
 from training.data.splits import Split
 from training.loss import full_softmax_loss, sampled_softmax_loss
-from training.module import _top_categories, dense_rows
+from training.module import _top_categories, dense_rows, emphasised_targets
 from training.train import fit_two_tower
 from training.train_config import TrainConfig
 
@@ -87,6 +87,16 @@ def test_form_interests_are_uniform_over_the_top_categories() -> None:
     assert torch.allclose(out, torch.tensor([[0.5, 0.0, 0.5, 0.0, 0.0], [0.0] * 5]))
 
 
+def test_emphasised_targets_weigh_down_only_the_items_still_in_the_input() -> None:
+    targets = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 1.0, 1.0]])
+    # Row 0 still sees items 1 and 2 (item 1 twice); its padding points at item 0, masked.
+    history = torch.tensor([[1, 2, 1, 0], [3, 0, 0, 0]])
+    mask = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    out = emphasised_targets(targets, history, mask, 0.25)
+    assert torch.equal(out, torch.tensor([[1.0, 0.25, 0.25, 0.0], [1.0, 0.0, 1.0, 0.25]]))
+    assert emphasised_targets(targets, history, mask, 1.0) is targets
+
+
 def checkerboard(n_users: int = 40, n_items: int = 40, per_user: int = 10) -> tuple[Dataset, Split]:
     """Even users like only even items, odd users only odd items; categories carry no signal."""
     rng = np.random.default_rng(0)
@@ -128,6 +138,22 @@ def checkerboard(n_users: int = 40, n_items: int = 40, per_user: int = 10) -> tu
             "optim": {"batch_size": 8},
             "features": {"history_dropout": 0.5, "profile_only_rows": 0.2},
             "model": {"history_item_embedding": True, "history_item_norm": "sqrt", "history_tied": False},
+        },
+        # The wide, dot-similarity recipe: raw inner products, emphasised denoising.
+        {
+            "loss": {"objective": "multinomial", "kept_target_weight": 0.3},
+            "optim": {"batch_size": 8},
+            "features": {"history_dropout": 0.5, "profile_only_rows": 0.2},
+            "model": {
+                "history_item_embedding": True,
+                "history_item_norm": "sqrt",
+                "history_tied": False,
+                "similarity": "dot",
+                "wide": True,
+                "item_bias": True,
+                "temperature": 1.0,
+                "learn_temperature": False,
+            },
         },
     ],
 )

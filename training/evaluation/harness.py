@@ -80,9 +80,10 @@ def evaluate_model(
             best.value, best.model, best.metrics, best.fit_seconds = value, model, metrics, fit_seconds
         return value
 
-    n = n_trials if spec.space else 1
+    space = spec.space_for(settings or {})
+    n = n_trials if space else 1
     defaults = spec.first_trial(settings or {})
-    tuning = tune(objective, spec.space, defaults, n, seed=seed, desc=spec.name, progress=progress)
+    tuning = tune(objective, space, defaults, n, seed=seed, desc=spec.name, progress=progress)
     assert best.model is not None  # tune() ran at least one trial
     test_metrics = evaluate_recommender(best.model, data.test_targets, data.test_known, ks, batch_size)
     return ModelResult(

@@ -35,6 +35,11 @@ class ModelSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     # Defaults that depend on the run's settings (the two-tower's base config); they win over `defaults`.
     settings_defaults: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # A search space that depends on the run's settings; it replaces `space`.
+    settings_space: Callable[[Mapping[str, Any]], SearchSpace] | None = None
+
+    def space_for(self, settings: Mapping[str, Any]) -> SearchSpace:
+        return self.settings_space(settings) if self.settings_space is not None else self.space
 
     def first_trial(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         """The parameters tried first: the model's own defaults."""
@@ -71,6 +76,14 @@ _TWO_TOWER_SPACE: SearchSpace = {
 }
 
 
+MF_DEFAULTS: dict[str, Any] = {
+    "optim.lr": 0.01,
+    "optim.weight_decay": 1e-4,
+    "model.temperature": 0.05,
+    "model.dropout": 0.1,
+}
+
+
 # The full model also tunes its denoising strength (the ids-only `mf` has no history to drop).
 _TWO_TOWER_FULL_SPACE: SearchSpace = {
     **_TWO_TOWER_SPACE,
@@ -78,14 +91,34 @@ _TWO_TOWER_FULL_SPACE: SearchSpace = {
 }
 
 
-def _base_config_values(space: SearchSpace) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """The base training config's own values of the keys `space` tunes, so trial 0 is that config."""
+# The wide dot-similarity recipe trains on raw inner products at a fixed temperature near 1 and
+# needs smaller steps; it also tunes how much the items still in the input count.
+_TWO_TOWER_DOT_SPACE: SearchSpace = {
+    "optim.lr": FloatRange(1e-4, 2e-3, log=True),
+    "optim.weight_decay": FloatRange(1e-6, 1e-2, log=True),
+    "model.temperature": FloatRange(0.5, 2.0, log=True),
+    "features.history_dropout": FloatRange(0.2, 0.7),
+    "loss.kept_target_weight": FloatRange(0.1, 1.0),
+}
+
+
+def _two_tower_space(settings: Mapping[str, Any]) -> SearchSpace:
+    config = settings.get("config")
+    if config is not None and config.model.similarity == "dot":
+        return _TWO_TOWER_DOT_SPACE
+    return _TWO_TOWER_FULL_SPACE
+
+
+def _base_config_values(
+    space: SearchSpace | Callable[[Mapping[str, Any]], SearchSpace],
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The base training config's own values of the keys the space tunes, so trial 0 is that config."""
 
     def values_of(settings: Mapping[str, Any]) -> dict[str, Any]:
         if "config" not in settings:
             return {}
         values: dict[str, Any] = {}
-        for dotted in space:
+        for dotted in space(settings) if callable(space) else space:
             node: Any = settings["config"]
             for part in dotted.split("."):
                 node = getattr(node, part)
@@ -102,13 +135,15 @@ MODELS: dict[str, ModelSpec] = {
             "two-tower",
             _two_tower_builder(ids_only=False),
             _TWO_TOWER_FULL_SPACE,
-            settings_defaults=_base_config_values(_TWO_TOWER_FULL_SPACE),
+            settings_defaults=_base_config_values(_two_tower_space),
+            settings_space=_two_tower_space,
         ),
         ModelSpec(
             "mf",
             _two_tower_builder(ids_only=True),
             _TWO_TOWER_SPACE,
-            settings_defaults=_base_config_values(_TWO_TOWER_SPACE),
+            # Its own starting point: the cosine MF ablation does not share a dot recipe's settings.
+            MF_DEFAULTS,
         ),
         ModelSpec("popular", lambda p, s, d, c: MostPopular()),
         ModelSpec(

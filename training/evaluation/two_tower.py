@@ -34,6 +34,8 @@ IDS_ONLY_OVERRIDES: dict[str, Any] = {
     "model.use_profile": False,
     "model.use_history": False,
     "model.user_id_dropout": 0.0,
+    "model.similarity": "cosine",
+    "model.wide": False,
     "features.use_text": False,
 }
 
