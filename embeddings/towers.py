@@ -330,8 +330,8 @@ class TwoTowerModel(nn.Module):
         if c.wide:
             # A user with any history is the wide path alone; the MLP (profile, interests, id)
             # speaks only for users without one, and so trains only on those rows (the
-            # profile-only rows). Added to every user it crowded out the history embedding:
-            # -0.03 to -0.05 validation NDCG@10 on MovieLens-100K, whether gated or not.
+            # profile-only rows). Added to every user, gated or not, it crowded out the history
+            # embedding on MovieLens-100K (docs/benchmarks.md, round thirteen).
             wide = self._own_history_pool(batch)
             if out is not None:
                 wide = torch.where(batch.history_mask.any(dim=1, keepdim=True), wide, out)

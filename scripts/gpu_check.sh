@@ -3,7 +3,7 @@
 # throughput and time to the best validation NDCG@10 on MovieLens-100K in bf16-mixed at batch 512,
 # against fp32 at the same batch and fp32 at the shipped batch of 64, all on the GPU.
 #
-# Prepared here by `bash scripts/gpu_prepare.sh` (wheels, data and text cache in .gpu/), then, with
+# Prepared here by `bash scripts/gpu_prepare.sh` (wheels, data and a cache folder in .gpu/), then, with
 # the device tool, one call:
 #   run(command="bash scripts/gpu_check.sh", carry=[".gpu"], timeout_s=420)
 # Reports land in $OUT (the tool's folder that comes back): env.txt, one JSON and log per run,
