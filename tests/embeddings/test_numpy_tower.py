@@ -9,6 +9,7 @@ import torch
 from embeddings import numpy_tower
 from embeddings.numpy_tower import NumpyUserTower, _HistorySums
 from embeddings.towers import ItemFeatures, TwoTowerConfig, TwoTowerModel, UserBatch, interests_from_history
+from tests.support.tower_variants import DOT_WIDE
 
 N_USERS, N_ITEMS, N_CATS, TEXT = 7, 40, 4, 5
 
@@ -26,22 +27,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "no profile": {"use_profile": False},
     "no profile fields": {"profile_cardinalities": []},
     "no history": {"use_history": False},
-    "dot, wide": {
-        "similarity": "dot",
-        "wide": True,
-        "history_item_embedding": True,
-        "history_item_norm": "sqrt",
-        "history_tied": False,
-        "item_bias": True,
-    },
-    "dot, wide, no other user inputs": {
-        "similarity": "dot",
-        "wide": True,
-        "history_item_embedding": True,
-        "history_tied": False,
-        "use_user_id": False,
-        "use_profile": False,
-    },
+    "dot, wide": DOT_WIDE,
+    "dot, wide, no other user inputs": {**DOT_WIDE, "use_user_id": False, "use_profile": False},
     "dot, not wide": {"similarity": "dot", "history_item_embedding": True, "history_tied": False},
 }
 

@@ -14,6 +14,7 @@ from embeddings.towers import (
     _mean_pool,
     interests_from_history,
 )
+from tests.support.tower_variants import DOT_WIDE
 
 N_USERS, N_ITEMS, N_CATS, TEXT = 6, 12, 3, 5
 
@@ -60,16 +61,6 @@ def test_outputs_are_unit_vectors_of_the_configured_size() -> None:
         assert users.shape == (2, 8) and items.shape == (N_ITEMS, 8)
         assert torch.allclose(users.norm(dim=1), torch.ones(2), atol=1e-5)
         assert torch.allclose(items.norm(dim=1), torch.ones(N_ITEMS), atol=1e-5)
-
-
-DOT_WIDE: dict[str, object] = {
-    "similarity": "dot",
-    "wide": True,
-    "history_item_embedding": True,
-    "history_item_norm": "sqrt",
-    "history_tied": False,
-    "item_bias": True,
-}
 
 
 @pytest.mark.parametrize(
