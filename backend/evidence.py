@@ -210,6 +210,60 @@ def _contenders(scores: np.ndarray, eligible: np.ndarray, k: int, shortlist: int
     return kept if kept.size * 2 < columns.size else None
 
 
+class _RemovalScores:
+    """Scores of removal-set user vectors against only the item columns that can matter.
+
+    A removal set moves the user vector u_0 (nothing removed) to u_r by d_r = |u_r - u_0|, so no
+    item's score moves by more than d_r * L (L: the largest item-vector length, Cauchy-Schwarz).
+    An eligible item whose base score is below the base's (k+1)-th best minus 2 d_r L therefore
+    stays below row r's (k+1)-th best, and the k-th / (k+1)-th best need only the others. Those
+    are a few columns in a hundred when removals are small, so each step scores [sets, few]
+    instead of [sets, n_items] (which with 1 024-wide vectors was most of a first explanation).
+    Exact up to float32 rounding of the products: every batch is checked against the bound and
+    scored in full where it does not hold.
+    """
+
+    def __init__(
+        self,
+        base_vector: np.ndarray,
+        item_vectors: np.ndarray,
+        eligible: np.ndarray,
+        k: int,
+        always: Sequence[int],
+        norm_bound: float,
+    ) -> None:
+        self.base_vector = base_vector
+        self.item_vectors = item_vectors
+        self.eligible = eligible
+        self.k = k
+        self.always = np.unique(np.asarray(always, dtype=np.int64))  # the served items' own scores
+        self.norm_bound = norm_bound
+        self.base_scores = item_vectors @ base_vector
+        eligible_scores = self.base_scores[eligible]
+        self.threshold = float(np.partition(eligible_scores, -k - 1)[-k - 1])
+        # float32 rounding of the products, so that the bound never excludes a real contender.
+        self.slack = 1e-5 * max(norm_bound, 1.0) * max(float(np.linalg.norm(base_vector)), 1.0)
+
+    def score(self, vectors: np.ndarray) -> tuple[_Competition, np.ndarray]:
+        """The competition of these rows and, per item, its column there (-1: not scored)."""
+        n_items = self.item_vectors.shape[0]
+        shifts = np.linalg.norm(vectors - self.base_vector, axis=1) * self.norm_bound
+        floor = self.threshold - 2.0 * float(shifts.max(initial=0.0)) - self.slack
+        wanted = self.eligible & (self.base_scores >= floor)
+        wanted[self.always] = True
+        columns = np.flatnonzero(wanted)
+        if columns.size * 2 < n_items:
+            competition = _Competition(vectors @ self.item_vectors[columns].T, self.eligible[columns], self.k)
+            left_out = self.eligible & ~wanted
+            best_left_out = float(self.base_scores[left_out].max(initial=-np.inf))
+            # Each row's (k+1)-th best among the scored columns beats everything left out.
+            if np.all(best_left_out + shifts + self.slack < competition.next_kth):
+                position = np.full(n_items, -1, dtype=np.int64)
+                position[columns] = np.arange(columns.size)
+                return competition, position
+        return _Competition(vectors @ self.item_vectors.T, self.eligible, self.k), np.arange(n_items)
+
+
 def attribute(
     encode: RemovalEncoder,
     window: Sequence[int],
@@ -219,6 +273,7 @@ def attribute(
     k: int,
     max_size: int = 3,
     candidates: int = 8,
+    norm_bound: float | None = None,
 ) -> list[Attribution]:
     """For each of `items` (the served top-k), the smallest set of window rows, greedily grown to
     at most `max_size`, whose removal drops it out of the top-k among `eligible` items.
@@ -227,7 +282,8 @@ def attribute(
     leave-one-out effects); each later step extends every unresolved item's best set by one of its
     `candidates` strongest single rows, all items in one batched pass. The greedy criterion is the
     item's margin over the k-th competitor, not its raw score: removing an item that also lifts
-    the competitors can lower the score without changing the rank.
+    the competitors can lower the score without changing the rank. `norm_bound`: the largest
+    length of `item_vectors` (computed when not given; callers with a fixed catalogue pass it).
     """
     rows = [int(i) for i in window]
     n = len(rows)
@@ -235,15 +291,18 @@ def attribute(
         return [Attribution(np.zeros(n), ()) for _ in items]
     singles = [frozenset({i}) for i in rows]
     vectors = encode([frozenset(), *singles])
-    scores = vectors @ item_vectors.T  # [1 + n, n_items]
-    competition = _Competition(scores, eligible, k)
+    if norm_bound is None:
+        norm_bound = float(np.linalg.norm(item_vectors, axis=1).max())
+    scorer = _RemovalScores(vectors[0], item_vectors, eligible, k, items, norm_bound)
+    competition, column = scorer.score(vectors)  # scores [1 + n, columns]
+    scores = competition.scores
     found: dict[int, tuple[int, ...]] = {}
     best: dict[int, tuple[int, ...]] = {}
     shortlist: dict[int, list[int]] = {}
     effects: dict[int, np.ndarray] = {}
     for j, item in enumerate(items):
-        effects[j] = scores[0, item] - scores[1:, item]
-        margins = competition.margins(item)
+        effects[j] = scores[0, column[item]] - scores[1:, column[item]]
+        margins = competition.margins(int(column[item]))
         if margins[0] < 0:  # not in the top-k to begin with (the served vector is another one)
             continue
         order = [int(m) for m in np.argsort(margins[1:], kind="stable")]
@@ -257,13 +316,13 @@ def attribute(
         if not asks:
             break
         vectors = encode([frozenset(rows[m] for m in chosen) for _, chosen in asks])
-        competition = _Competition(vectors @ item_vectors.T, eligible, k)
+        competition, column = scorer.score(vectors)
         still: dict[int, tuple[int, ...]] = {}
         for j in best:
             picks = [r for r, (jj, _) in enumerate(asks) if jj == j]
             if not picks:
                 continue
-            margins = competition.margins(items[j], picks)
+            margins = competition.margins(int(column[items[j]]), picks)
             top = int(np.argmin(margins))
             chosen = asks[picks[top]][1]
             if margins[top] < 0:
@@ -342,6 +401,7 @@ class EvidenceSource:
         self.attribution = attribution
         self.max_history = bundle.feature_spec.max_history
         self.vectors = bundle.item_vectors
+        self.norm_bound = float(np.linalg.norm(self.vectors, axis=1).max())
         self._attributions: OrderedDict[Hashable, list[Attribution]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -365,7 +425,16 @@ class EvidenceSource:
                 if cached is not None:
                     self._attributions.move_to_end(key)
                     return cached
-        made = attribute(ctx.encode, window, items, self.vectors, eligible, ctx.k, self.max_cited)
+        made = attribute(
+            ctx.encode,
+            window,
+            items,
+            self.vectors,
+            eligible,
+            ctx.k,
+            self.max_cited,
+            norm_bound=self.norm_bound,
+        )
         if key is not None:
             with self._lock:
                 self._attributions[key] = made

@@ -217,6 +217,33 @@ class NumpyUserTower:
         tied_pool: np.ndarray | None,
     ) -> np.ndarray:
         c = self.config
+        if c.wide and self.history_item is not None:
+            out = sums.mean(self.history_item, c.history_item_norm)
+            bare = sums.counts[:, 0] == 0
+            if self.mlp is not None and bare.any():
+                # Only users without history read the MLP (TwoTowerModel.user_logit_vectors), so
+                # a batch of users with histories (evidence's removal sets) skips it.
+                tied = tied_pool[bare] if tied_pool is not None else None
+                out[bare] = self._deep(user_idx[bare], profile[bare], interests[bare], None, tied)
+        else:
+            out = self._deep(user_idx, profile, interests, sums if any_history else None, tied_pool)
+        if c.similarity == "dot":
+            # The retrieval coordinate users leave at zero (TwoTowerModel.encode_users).
+            out = np.concatenate([out, np.zeros((out.shape[0], 1), np.float32)], axis=1)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+
+    def _deep(
+        self,
+        user_idx: np.ndarray,
+        profile: np.ndarray,
+        interests: np.ndarray,
+        sums: _Sums | None,
+        tied_pool: np.ndarray | None,
+    ) -> np.ndarray:
+        """The user MLP's output; `sums` of the histories (None: no row has one)."""
+        c = self.config
+        assert self.mlp is not None
         parts: list[np.ndarray] = []
         if self.user_id is not None:
             parts.append(self.user_id.take(user_idx, axis=0))
@@ -227,27 +254,19 @@ class NumpyUserTower:
             parts.append(embedded)
         if self.interest_proj is not None:
             empty = np.logical_not(interests.any(axis=1))
-            if empty.any() and any_history:
+            if empty.any() and sums is not None:
                 interests = np.where(empty[:, None], sums.distribution(self.item_categories), interests)
             parts.append(interests @ self.interest_proj)
         if tied_pool is not None:
             parts.append(tied_pool)
-        own = sums.mean(self.history_item, c.history_item_norm) if self.history_item is not None else None
-        if own is not None and not c.wide:
-            parts.append(own)
-        out = np.zeros((sums.batch, 0), np.float32)
-        if self.mlp is not None:
-            hidden_w, hidden_b, out_w, out_b = self.mlp
-            x = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
-            out = _gelu(x @ hidden_w + hidden_b) @ out_w + out_b
-        if c.wide and own is not None:
-            # TwoTowerModel.user_logit_vectors: the wide path for users with history, the MLP else.
-            out = own if self.mlp is None else np.where(sums.counts > 0, own, out)
-        if c.similarity == "dot":
-            # The retrieval coordinate users leave at zero (TwoTowerModel.encode_users).
-            out = np.concatenate([out, np.zeros((out.shape[0], 1), np.float32)], axis=1)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+        if self.history_item is not None and not c.wide:
+            if sums is not None:
+                parts.append(sums.mean(self.history_item, c.history_item_norm))
+            else:
+                parts.append(np.zeros((len(user_idx), self.history_item.shape[1]), np.float32))
+        hidden_w, hidden_b, out_w, out_b = self.mlp
+        x = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+        return _gelu(x @ hidden_w + hidden_b) @ out_w + out_b
 
     def _pool_history(self, history: np.ndarray, mask: np.ndarray, sums: _Sums) -> np.ndarray:
         batch, length = history.shape

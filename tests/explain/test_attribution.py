@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from backend.evidence import _Competition, _contenders, _OrderedItems, attribute
+from backend.evidence import _Competition, _contenders, _OrderedItems, _RemovalScores, attribute
 
 # Items 0..5 on 3 axes. The user vector is the mean of the history's vectors (a planted tower).
 ITEMS = np.asarray(
@@ -118,3 +118,48 @@ def test_competition_over_the_few_contending_columns_equals_the_full_one() -> No
         np.testing.assert_array_equal(fast.next_kth, full.next_kth, err_msg=f"trial {trial}")
         pruned += _contenders(scores, mask, k, shortlist) is not None
     assert pruned > 20  # the pruned path ran, not only the fallback
+
+
+def sum_tower(vectors: np.ndarray, history: list[int]) -> Callable[[Sequence[frozenset[int]]], np.ndarray]:
+    """A planted tower: the unit sum of the kept history items' vectors."""
+
+    def encode(removed_sets: Sequence[frozenset[int]]) -> np.ndarray:
+        out = np.zeros((len(removed_sets), vectors.shape[1]), dtype=np.float32)
+        for r, removed in enumerate(removed_sets):
+            kept = [i for i in history if i not in removed]
+            if kept:
+                total = vectors[kept].sum(axis=0)
+                out[r] = total / np.linalg.norm(total)
+        return out
+
+    return encode
+
+
+def test_scoring_only_the_contending_columns_gives_the_full_attributions() -> None:
+    # A planted sum-pooled tower over many items: the attributions with the column bound equal
+    # those scored over every column (a bound too large to prune anything forces that path).
+    rng = np.random.default_rng(5)
+    pruned = 0
+    for trial in range(30):
+        n_items, dim = int(rng.integers(200, 600)), int(rng.choice([8, 32]))
+        vectors = rng.normal(size=(n_items, dim)).astype(np.float32)
+        if trial % 2:  # unit item vectors, as bundles have
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        history = [int(i) for i in rng.choice(n_items, size=int(rng.integers(5, 80)), replace=False)]
+
+        tower = sum_tower(vectors, history)
+        mask = np.ones(n_items, dtype=bool)
+        mask[history] = False
+        scores = tower([frozenset()])[0] @ vectors.T
+        k = int(rng.integers(1, 11))
+        served = [int(i) for i in np.argsort(-np.where(mask, scores, -np.inf))[:k]]
+        bound = float(np.linalg.norm(vectors, axis=1).max())
+        fast = attribute(tower, history, served, vectors, mask, k, norm_bound=bound)
+        full = attribute(tower, history, served, vectors, mask, k, norm_bound=1e6)
+        for a, b in zip(fast, full, strict=True):
+            assert a.necessary == b.necessary, f"trial {trial}"
+            np.testing.assert_allclose(a.effects, b.effects, atol=1e-5)
+        scorer = _RemovalScores(tower([frozenset()])[0], vectors, mask, k, served, bound)
+        _, column = scorer.score(tower([frozenset({h}) for h in history]))
+        pruned += int((column < 0).any())
+    assert pruned >= 8  # the pruned path ran, not only the full one
