@@ -155,6 +155,8 @@ class TwoTowerModel(nn.Module):
             raise ValueError('similarity="dot" needs history_tied=False')
         if c.wide and not (c.use_history and c.history_item_embedding and c.use_item_id):
             raise ValueError("wide=True needs use_history, history_item_embedding and use_item_id")
+        if not (c.use_item_id or c.use_content):
+            raise ValueError("the item tower needs use_item_id or use_content")
         if c.similarity == "dot" and c.dim < 3:
             raise ValueError('similarity="dot" needs dim >= 3 (one coordinate makes the vectors unit length)')
         # Width of the vectors whose inner product is the training logit.

@@ -79,6 +79,8 @@ class ModelSection(_Section):
         # The same rules TwoTowerModel enforces, caught while the config is read.
         if self.similarity == "dot" and self.use_history and self.history_tied:
             raise ValueError("similarity: dot needs history_tied: false")
+        if not (self.use_item_id or self.use_content):
+            raise ValueError("the item tower needs use_item_id or use_content")
         if self.similarity == "dot" and self.dim < 3:
             raise ValueError("similarity: dot needs dim >= 3")
         if self.wide and not (self.use_history and self.history_item_embedding and self.use_item_id):

@@ -108,6 +108,7 @@ def test_a_wide_tower_without_other_inputs_is_a_linear_autoencoder() -> None:
         ({"similarity": "dot"}, "history_tied=False"),
         ({"wide": True}, "wide=True needs"),
         ({**DOT_WIDE, "dim": 2}, "dim >= 3"),
+        ({"use_item_id": False, "use_content": False}, "item tower needs"),
     ],
 )
 def test_inconsistent_dot_and_wide_settings_are_refused(overrides: dict[str, object], message: str) -> None:

@@ -35,6 +35,19 @@ def test_shipped_configs_validate(name: str) -> None:
     assert config.trainer.patience >= 1 and config.model.dim > 0
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.similarity=dot"], "history_tied: false"),
+        (["model.wide=true"], "wide: true needs"),
+        (["model.use_item_id=false", "model.use_content=false"], "item tower needs"),
+    ],
+)
+def test_inconsistent_model_settings_are_config_errors(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(ROOT / "configs" / "demo.yaml", TrainConfig, overrides)
+
+
 def test_unknown_keys_and_bad_values_name_the_key_and_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  dimm: 8\n", encoding="utf-8")
