@@ -63,9 +63,10 @@ class TwoTowerConfig:
     learn_temperature: bool = True
     # "cosine": training scores unit vectors; "dot": raw inner products (see the module's docstring).
     similarity: Literal["cosine", "dot"] = "cosine"
-    # Wide & Deep: the own history embedding (sum-pooled) and the item-id embedding are as wide as
-    # the logit vectors and add straight onto the MLP outputs, a linear path of full width beside
-    # the MLPs (a linear denoising autoencoder when the MLPs add nothing).
+    # A full-width linear path: the item-id embedding, as wide as the logit vectors, adds onto the
+    # item MLP's output; the own history embedding (pooled) is the whole vector of a user with a
+    # history, and the user MLP (profile, interests, id) that of a user without one. Without
+    # content this is a linear denoising autoencoder with a profile model for new users.
     wide: bool = False
 
     def to_dict(self) -> dict[str, object]:

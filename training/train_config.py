@@ -71,7 +71,7 @@ class ModelSection(_Section):
     learn_temperature: bool = True
     # "cosine" trains on unit vectors; "dot" on raw inner products (embeddings/towers.py).
     similarity: Literal["cosine", "dot"] = "cosine"
-    # The history embedding and the item-id embedding add straight onto the towers' outputs.
+    # A full-width linear path (history embedding, item-id embedding; embeddings/towers.py).
     wide: bool = False
 
     @model_validator(mode="after")
