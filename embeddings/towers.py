@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -142,6 +142,34 @@ def interests_from_history(item_categories: Tensor, history: Tensor, mask: Tenso
     return counts / counts.sum(dim=1, keepdim=True).clamp(min=1e-6)
 
 
+class TowerSettings(Protocol):
+    """The settings `settings_problem` reads: TwoTowerConfig and the training config's model section."""
+
+    dim: int
+    use_item_id: bool
+    use_content: bool
+    use_history: bool
+    history_item_embedding: bool
+    history_tied: bool
+    similarity: Literal["cosine", "dot"]
+    wide: bool
+
+
+def settings_problem(c: TowerSettings) -> str | None:
+    """What makes these tower settings unbuildable, or None: one rule set for the model and for
+    the config reader (which reports it with the file and key)."""
+    if not (c.use_item_id or c.use_content):
+        return "the item tower needs use_item_id or use_content"
+    if c.similarity == "dot" and c.use_history and c.history_tied:
+        # The tied pool would average unit retrieval vectors in serving but raw ones in training.
+        return "similarity dot needs history_tied false"
+    if c.similarity == "dot" and c.dim < 3:
+        return "similarity dot needs dim >= 3 (one coordinate makes the vectors unit length)"
+    if c.wide and not (c.use_history and c.history_item_embedding and c.use_item_id):
+        return "wide needs use_history, history_item_embedding and use_item_id"
+    return None
+
+
 class TwoTowerModel(nn.Module):
     item_categories: Tensor
     item_price_bucket: Tensor
@@ -151,15 +179,9 @@ class TwoTowerModel(nn.Module):
     def __init__(self, config: TwoTowerConfig, item_features: ItemFeatures) -> None:
         super().__init__()
         self.config = c = config
-        if c.similarity == "dot" and c.use_history and c.history_tied:
-            # The tied pool would average unit retrieval vectors in serving but raw ones in training.
-            raise ValueError('similarity="dot" needs history_tied=False')
-        if c.wide and not (c.use_history and c.history_item_embedding and c.use_item_id):
-            raise ValueError("wide=True needs use_history, history_item_embedding and use_item_id")
-        if not (c.use_item_id or c.use_content):
-            raise ValueError("the item tower needs use_item_id or use_content")
-        if c.similarity == "dot" and c.dim < 3:
-            raise ValueError('similarity="dot" needs dim >= 3 (one coordinate makes the vectors unit length)')
+        problem = settings_problem(c)
+        if problem is not None:
+            raise ValueError(problem)
         # Width of the vectors whose inner product is the training logit.
         logit_dim = c.dim - 1 if c.similarity == "dot" else c.dim
         item_out = logit_dim - 1 if c.item_bias else logit_dim

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from embeddings.towers import settings_problem
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -76,15 +78,10 @@ class ModelSection(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSection:
-        # The same rules TwoTowerModel enforces, caught while the config is read.
-        if self.similarity == "dot" and self.use_history and self.history_tied:
-            raise ValueError("similarity: dot needs history_tied: false")
-        if not (self.use_item_id or self.use_content):
-            raise ValueError("the item tower needs use_item_id or use_content")
-        if self.similarity == "dot" and self.dim < 3:
-            raise ValueError("similarity: dot needs dim >= 3")
-        if self.wide and not (self.use_history and self.history_item_embedding and self.use_item_id):
-            raise ValueError("wide: true needs use_history, history_item_embedding and use_item_id")
+        # TwoTowerModel's own rules, caught while the config is read.
+        problem = settings_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -105,8 +105,8 @@ def test_a_wide_tower_without_other_inputs_is_a_linear_autoencoder() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"similarity": "dot"}, "history_tied=False"),
-        ({"wide": True}, "wide=True needs"),
+        ({"similarity": "dot"}, "needs history_tied false"),
+        ({"wide": True}, "wide needs use_history"),
         ({**DOT_WIDE, "dim": 2}, "dim >= 3"),
         ({"use_item_id": False, "use_content": False}, "item tower needs"),
     ],

@@ -38,8 +38,8 @@ def test_shipped_configs_validate(name: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["model.similarity=dot"], "history_tied: false"),
-        (["model.wide=true"], "wide: true needs"),
+        (["model.similarity=dot"], "needs history_tied false"),
+        (["model.wide=true"], "wide needs use_history"),
         (["model.use_item_id=false", "model.use_content=false"], "item tower needs"),
     ],
 )

@@ -110,15 +110,15 @@ def _two_tower_space(settings: Mapping[str, Any]) -> SearchSpace:
 
 
 def _base_config_values(
-    space: SearchSpace | Callable[[Mapping[str, Any]], SearchSpace],
+    space_for: Callable[[Mapping[str, Any]], SearchSpace],
 ) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """The base training config's own values of the keys the space tunes, so trial 0 is that config."""
+    """The base training config's own values of the keys its space tunes, so trial 0 is that config."""
 
     def values_of(settings: Mapping[str, Any]) -> dict[str, Any]:
         if "config" not in settings:
             return {}
         values: dict[str, Any] = {}
-        for dotted in space(settings) if callable(space) else space:
+        for dotted in space_for(settings):
             node: Any = settings["config"]
             for part in dotted.split("."):
                 node = getattr(node, part)
