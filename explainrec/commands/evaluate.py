@@ -14,6 +14,7 @@ from pathlib import Path
 
 from explainrec.cli_options import add_overrides_argument
 from explainrec.errors import ConfigError
+from explainrec.provenance import environment
 
 DEFAULT_CONFIG = Path("configs/evaluate/ml100k.yaml")
 
@@ -116,6 +117,15 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = report_json(ds.name, args.protocol, counts, results)
+        # The report carries how it was made, so a figure in the docs can be checked against it.
+        document["run"] = {
+            "seed": seed,
+            "config": str(args.config),
+            "overrides": list(args.overrides or []),
+            "trials": args.trials,
+            "metric": config.metric,
+        }
+        document["environment"] = environment()
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         _progress(f"wrote {args.json}")
     return 0

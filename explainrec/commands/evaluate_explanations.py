@@ -37,6 +37,7 @@ import numpy as np
 
 from explainrec.cli_options import print_json_report
 from explainrec.errors import ConfigError, DataError
+from explainrec.provenance import environment
 
 if TYPE_CHECKING:
     from embeddings.bundle import Bundle
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         attribution=args.attribution,
         dump=args.dump,
     )
-    print_json_report(result, args.json)
+    print_json_report({**result, "environment": environment()}, args.json)
     print(
         f"bundle {bundle.version} ({bundle.manifest.get('dataset_name', '?')}), "
         f"{platform.processor() or platform.machine()}",

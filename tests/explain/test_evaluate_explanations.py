@@ -44,7 +44,8 @@ def test_template_evaluation_writes_the_issue_json(toy_root: Path, tmp_path: Pat
     )  # fmt: skip
     assert code == 0
     result = json.loads(out.read_text())
-    assert set(result) == KEYS
+    assert set(result) == KEYS | {"environment"}
+    assert result["environment"]["python"]
     assert result["explainer"] == "template" and result["n"] == 30
     assert result["grounded_rate"] == 1.0 and result["hallucinated_entity_rate"] == 0.0
     assert result["llm_pass_rate"] is None

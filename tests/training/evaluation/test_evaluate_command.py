@@ -64,6 +64,8 @@ def test_writes_the_documented_json(
     assert list(by_model) == ["popular", "ease"]
     assert by_model["ease"]["metrics"]["ndcg@10"] > by_model["popular"]["metrics"]["ndcg@10"]
     assert by_model["ease"]["trials"] == 2
+    assert document["run"]["trials"] == 2 and isinstance(document["run"]["seed"], int)
+    assert document["environment"]["packages"]["numpy"] and document["environment"]["cpus"] >= 1
     table = capsys.readouterr().out
     assert "ease" in table and "ndcg@10" in table
 
